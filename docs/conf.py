@@ -17,7 +17,7 @@ import txamqp091  # noqa: E402
 
 project = "txamqp091"
 author = "txamqp091 developers"
-copyright = "txamqp091 developers"  # noqa: A001
+copyright = "txamqp091 developers"
 release = txamqp091.__version__
 version = ".".join(release.split(".")[:2])
 

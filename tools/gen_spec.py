@@ -407,7 +407,10 @@ def gen_decode(m: MethodSpec, structs: StructRegistry) -> list[str]:
                     targets.append("_n")
                 else:
                     targets.append(f"self.{f.attr}")
-        if len(targets) == 1:
+        if fmt == "B":
+            # A lone octet: indexing is cheaper than a struct call.
+            lines.append(f"{ind}{targets[0]} = data[offset]")
+        elif len(targets) == 1:
             lines.append(f"{ind}{targets[0]} = {s}.unpack_from(data, offset)[0]")
         else:
             lines.append(f"{ind}{', '.join(targets)} = {s}.unpack_from(data, offset)")
@@ -501,6 +504,7 @@ def gen_method(m: MethodSpec, structs: StructRegistry) -> list[str]:
 
 
 def gen_properties(props: list[Field], structs: StructRegistry) -> list[str]:
+    flags = {p.attr: 1 << (15 - i) for i, p in enumerate(props)}
     lines = [
         "class BasicProperties(Properties):",
         '    """The content properties of a ``basic`` message (its content header).',
@@ -508,6 +512,8 @@ def gen_properties(props: list[Field], structs: StructRegistry) -> list[str]:
         "    Every property defaults to ``None``, meaning absent from the header.",
         '    """',
         "",
+        "    # No __slots__ here: absent properties are the class attributes below,",
+        "    # so decoding a header only stores the properties it carries.",
         "    CLASS: ClassVar[type[Class]] = Basic",
         "    INDEX: ClassVar[int] = 60",
         '    NAME: ClassVar[str] = "BasicProperties"',
@@ -515,18 +521,19 @@ def gen_properties(props: list[Field], structs: StructRegistry) -> list[str]:
         + "".join(f'("{p.attr}", "{p.kind}"), ' for p in props).rstrip(", ")
         + ")",
     ]
-    for i, p in enumerate(props):
-        lines.append(f"    FLAG_{p.attr.upper()}: ClassVar[int] = 0x{1 << (15 - i):04X}")
-    lines.append(f"    __slots__ = ({', '.join(repr(p.attr) for p in props)})")
+    for p in props:
+        lines.append(f"    FLAG_{p.attr.upper()}: ClassVar[int] = 0x{flags[p.attr]:04X}")
     lines.append("")
     for p in props:
         ptype = "dict[str, Any]" if p.kind == "table" else PY_TYPES[p.kind]
-        lines.append(f"    {p.attr}: {ptype} | None")
+        lines.append(f"    {p.attr}: {ptype} | None = None")
     lines.append("")
     lines.append("    def __init__(")
     lines.append("        self,")
     for p in props:
         ptype = "Mapping[str, Any]" if p.kind == "table" else PY_TYPES[p.kind]
+        if p.attr == "delivery_mode":
+            ptype = "int | _enum.Enum"
         lines.append(f"        {p.attr}: {ptype} | None = None,")
     lines.append("    ) -> None:")
     lines.append('        """Build properties; pass only those the message carries."""')
@@ -553,9 +560,8 @@ def gen_properties(props: list[Field], structs: StructRegistry) -> list[str]:
     lines.append("            flags = 0")
     lines.append("            parts = []")
     for p in props:
-        flag = f"0x{1 << (15 - props.index(p)):04X}"
         lines.append(f"            if self.{p.attr} is not None:")
-        lines.append(f"                flags |= {flag}")
+        lines.append(f"                flags |= 0x{flags[p.attr]:04X}")
         if p.kind == "shortstr":
             lines.append(f"                _v = self.{p.attr}.encode()")
             lines.append("                parts.append(_S_B.pack(len(_v)) + _v)")
@@ -570,12 +576,10 @@ def gen_properties(props: list[Field], structs: StructRegistry) -> list[str]:
     lines.append("        except _ENCODE_ERRORS:")
     lines.append("            return self._encode_slow()")
     lines.append("")
-    # decode
+    # decode: test flags four at a time, so absent groups cost one test.
     lines.append("    @classmethod")
     lines.append("    def decode(cls, data: bytes, offset: int = 0) -> BasicProperties:")
-    lines.append(
-        '        """Decode flags and properties from ``data`` (to its end) at ``offset``."""'
-    )
+    lines.append('        """Decode flags and properties from ``data`` (to its end) at ``offset``."""')
     lines.append("        self = cls.__new__(cls)")
     lines.append("        start = offset")
     lines.append("        try:")
@@ -583,26 +587,30 @@ def gen_properties(props: list[Field], structs: StructRegistry) -> list[str]:
     lines.append("            if flags & 0x0003:")
     lines.append("                return cls._decode_slow(data, start)")
     lines.append("            offset += 2")
-    for i, p in enumerate(props):
-        flag = f"0x{1 << (15 - i):04X}"
-        lines.append(f"            if flags & {flag}:")
-        if p.kind == "shortstr":
-            lines.append("                _n = data[offset]")
-            lines.append(
-                f"                self.{p.attr} = data[offset + 1 : offset + 1 + _n].decode()"
-            )
-            lines.append("                offset += 1 + _n")
-        elif p.kind == "table":
-            lines.append(f"                self.{p.attr}, offset = decode_table(data, offset)")
-        else:
-            code = STRUCT_CODES[p.kind]
-            size = {"B": 1, "Q": 8}[code]
-            lines.append(
-                f"                self.{p.attr} = {structs.get(code)}.unpack_from(data, offset)[0]"
-            )
-            lines.append(f"                offset += {size}")
-        lines.append("            else:")
-        lines.append(f"                self.{p.attr} = None")
+    for g in range(0, len(props), 4):
+        group = props[g : g + 4]
+        mask = sum(flags[p.attr] for p in group)
+        lines.append(f"            if flags & 0x{mask:04X}:")
+        for p in group:
+            lines.append(f"                if flags & 0x{flags[p.attr]:04X}:")
+            if p.kind == "shortstr":
+                lines.append("                    _n = data[offset]")
+                lines.append(
+                    f"                    self.{p.attr} = data[offset + 1 : offset + 1 + _n].decode()"
+                )
+                lines.append("                    offset += 1 + _n")
+            elif p.kind == "table":
+                lines.append(f"                    self.{p.attr}, offset = decode_table(data, offset)")
+            else:
+                code = STRUCT_CODES[p.kind]
+                size = {"B": 1, "Q": 8}[code]
+                value = (
+                    "data[offset]"
+                    if code == "B"
+                    else f"{structs.get(code)}.unpack_from(data, offset)[0]"
+                )
+                lines.append(f"                    self.{p.attr} = {value}")
+                lines.append(f"                    offset += {size}")
     lines.append("            if offset == len(data):")
     lines.append("                return self")
     lines.append("        except _DECODE_ERRORS:")

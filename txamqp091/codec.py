@@ -7,14 +7,14 @@ here return.
 
 A frame is ``type (1) | channel (2) | size (4) | payload (size) | 0xCE``:
 
-=====  =================  ===========================================
-type   frame              payload
-=====  =================  ===========================================
-1      :class:`MethodFrame`     class id, method id, arguments
-2      :class:`HeaderFrame`     class id, weight, body size, properties
-3      :class:`BodyFrame`       a fragment of the message body
-8      :class:`HeartbeatFrame`  nothing (channel 0 only)
-=====  =================  ===========================================
+====  ===========================  =========================================
+type  frame                        payload
+====  ===========================  =========================================
+1     :class:`MethodFrame`         class id, method id, arguments
+2     :class:`HeaderFrame`         class id, weight, body size, properties
+3     :class:`BodyFrame`           a fragment of the message body
+8     :class:`HeartbeatFrame`      nothing (channel 0 only)
+====  ===========================  =========================================
 
 Errors raised while decoding carry the reply code with which the connection
 must be closed (``exc.reply_code``):

@@ -351,19 +351,32 @@ def encode_table(table: Mapping[str, Any] | None, depth: int = 0) -> bytes:
     :raises ValueError: for a value out of range or nesting deeper than
         :data:`MAX_NESTING_DEPTH`.
     """
-    if not table:
-        if table is None or isinstance(table, Mapping):
+    if type(table) is not dict:
+        if table is None:
             return _EMPTY_TABLE
-    if not isinstance(table, Mapping):
-        raise UnsupportedAMQPFieldException(
-            f"a field table must be a mapping, not {type(table).__name__}"
-        )
+        if not isinstance(table, Mapping):
+            raise UnsupportedAMQPFieldException(
+                f"a field table must be a mapping, not {type(table).__name__}"
+            )
+    if not table:
+        return _EMPTY_TABLE
     if depth >= MAX_NESTING_DEPTH:
         raise ValueError(f"field tables nest deeper than {MAX_NESTING_DEPTH} levels")
     parts = []
     for key, value in table.items():
-        parts.append(_short_key(key))
-        parts.append(encode_value(value, depth))
+        # Inline the common cases (str keys; int and str values); the rest go
+        # through the general, validating encoders.
+        if type(key) is str and key.isascii() and len(key) < 256:
+            entry = _U8.pack(len(key)) + key.encode()
+        else:
+            entry = _short_key(key)
+        kind = type(value)
+        if kind is int and _INT32_MIN <= value <= _INT32_MAX:
+            parts.append(entry + _TAG_I32.pack(b"I", value))
+        elif kind is str and value.isascii():
+            parts.append(entry + _TAG_U32.pack(b"S", len(value)) + value.encode())
+        else:
+            parts.append(entry + encode_value(value, depth))
     body = b"".join(parts)
     return _U32.pack(len(body)) + body
 
@@ -512,15 +525,38 @@ def decode_table(data: bytes, offset: int, depth: int = 0) -> tuple[FieldTable, 
             f"a field table claims {length} bytes but only {len(data) - offset} remain"
         )
     table: FieldTable = {}
-    while offset < end:
-        key_length = data[offset]
-        key_raw = _take(data, offset + 1, key_length)
-        offset += 1 + key_length
-        try:
-            key = key_raw.decode()
-        except UnicodeDecodeError:
-            key = key_raw.decode("utf-8", "surrogateescape")
-        table[key], offset = decode_value(data, offset, depth)
+    try:
+        while offset < end:
+            key_end = offset + 1 + data[offset]
+            if key_end > end:
+                raise ProtocolSyntaxError("a field table key overruns the table")
+            key_raw = data[offset + 1 : key_end]
+            try:
+                key = key_raw.decode()
+            except UnicodeDecodeError:
+                key = key_raw.decode("utf-8", "surrogateescape")
+            # Inline the common value types; the rest go through decode_value.
+            code = data[key_end]
+            if code == 83:  # "S"
+                value_end = key_end + 5 + _U32.unpack_from(data, key_end + 1)[0]
+                if value_end > end:
+                    raise ProtocolSyntaxError(f"field {key!r} overruns its table")
+                raw = data[key_end + 5 : value_end]
+                try:
+                    table[key] = raw.decode()
+                except UnicodeDecodeError:
+                    table[key] = raw
+                offset = value_end
+            elif code == 73:  # "I"
+                table[key] = _I32.unpack_from(data, key_end + 1)[0]
+                offset = key_end + 5
+            elif code == 116:  # "t"
+                table[key] = data[key_end + 1] != 0
+                offset = key_end + 2
+            else:
+                table[key], offset = decode_value(data, key_end, depth)
+    except (IndexError, struct.error):
+        raise ProtocolSyntaxError("a field table is truncated") from None
     if offset != end:
         raise ProtocolSyntaxError("a field table's entries overrun its declared length")
     return table, offset

@@ -375,7 +375,7 @@ class Connection(Class):
             start = offset
             try:
                 self.client_properties, offset = decode_table(data, offset)
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.mechanism = data[offset : offset + _n].decode()
                 offset += _n
@@ -383,7 +383,7 @@ class Connection(Class):
                 offset += 4
                 self.response = data[offset : offset + _n]
                 offset += _n
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.locale = data[offset : offset + _n].decode()
                 offset += _n
@@ -642,15 +642,15 @@ class Connection(Class):
             self = cls.__new__(cls)
             start = offset
             try:
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.virtual_host = data[offset : offset + _n].decode()
                 offset += _n
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.capabilities = data[offset : offset + _n].decode()
                 offset += _n
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.insist = bool(_bits & 1)
                 if offset == len(data):
@@ -694,7 +694,7 @@ class Connection(Class):
             self = cls.__new__(cls)
             start = offset
             try:
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.known_hosts = data[offset : offset + _n].decode()
                 offset += _n
@@ -833,7 +833,7 @@ class Connection(Class):
             self = cls.__new__(cls)
             start = offset
             try:
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.reason = data[offset : offset + _n].decode()
                 offset += _n
@@ -923,7 +923,7 @@ class Connection(Class):
                 offset += 4
                 self.new_secret = data[offset : offset + _n]
                 offset += _n
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.reason = data[offset : offset + _n].decode()
                 offset += _n
@@ -1001,7 +1001,7 @@ class Channel(Class):
             self = cls.__new__(cls)
             start = offset
             try:
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.out_of_band = data[offset : offset + _n].decode()
                 offset += _n
@@ -1094,7 +1094,7 @@ class Channel(Class):
             self = cls.__new__(cls)
             start = offset
             try:
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.active = bool(_bits & 1)
                 if offset == len(data):
@@ -1137,7 +1137,7 @@ class Channel(Class):
             self = cls.__new__(cls)
             start = offset
             try:
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.active = bool(_bits & 1)
                 if offset == len(data):
@@ -1317,11 +1317,11 @@ class Access(Class):
             self = cls.__new__(cls)
             start = offset
             try:
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.realm = data[offset : offset + _n].decode()
                 offset += _n
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.exclusive = bool(_bits & 1)
                 self.passive = bool(_bits & 2)
@@ -1483,11 +1483,11 @@ class Exchange(Class):
                 offset += 3
                 self.exchange = data[offset : offset + _n].decode()
                 offset += _n
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.type = data[offset : offset + _n].decode()
                 offset += _n
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.passive = bool(_bits & 1)
                 self.durable = bool(_bits & 2)
@@ -1587,7 +1587,7 @@ class Exchange(Class):
                 offset += 3
                 self.exchange = data[offset : offset + _n].decode()
                 offset += _n
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.if_unused = bool(_bits & 1)
                 self.nowait = bool(_bits & 2)
@@ -1698,15 +1698,15 @@ class Exchange(Class):
                 offset += 3
                 self.destination = data[offset : offset + _n].decode()
                 offset += _n
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.source = data[offset : offset + _n].decode()
                 offset += _n
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.routing_key = data[offset : offset + _n].decode()
                 offset += _n
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.nowait = bool(_bits & 1)
                 self.arguments, offset = decode_table(data, offset)
@@ -1817,15 +1817,15 @@ class Exchange(Class):
                 offset += 3
                 self.destination = data[offset : offset + _n].decode()
                 offset += _n
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.source = data[offset : offset + _n].decode()
                 offset += _n
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.routing_key = data[offset : offset + _n].decode()
                 offset += _n
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.nowait = bool(_bits & 1)
                 self.arguments, offset = decode_table(data, offset)
@@ -1960,7 +1960,7 @@ class Queue(Class):
                 offset += 3
                 self.queue = data[offset : offset + _n].decode()
                 offset += _n
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.passive = bool(_bits & 1)
                 self.durable = bool(_bits & 2)
@@ -2023,7 +2023,7 @@ class Queue(Class):
             self = cls.__new__(cls)
             start = offset
             try:
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.queue = data[offset : offset + _n].decode()
                 offset += _n
@@ -2110,15 +2110,15 @@ class Queue(Class):
                 offset += 3
                 self.queue = data[offset : offset + _n].decode()
                 offset += _n
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.exchange = data[offset : offset + _n].decode()
                 offset += _n
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.routing_key = data[offset : offset + _n].decode()
                 offset += _n
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.nowait = bool(_bits & 1)
                 self.arguments, offset = decode_table(data, offset)
@@ -2205,7 +2205,7 @@ class Queue(Class):
                 offset += 3
                 self.queue = data[offset : offset + _n].decode()
                 offset += _n
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.nowait = bool(_bits & 1)
                 if offset == len(data):
@@ -2324,7 +2324,7 @@ class Queue(Class):
                 offset += 3
                 self.queue = data[offset : offset + _n].decode()
                 offset += _n
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.if_unused = bool(_bits & 1)
                 self.if_empty = bool(_bits & 2)
@@ -2447,11 +2447,11 @@ class Queue(Class):
                 offset += 3
                 self.queue = data[offset : offset + _n].decode()
                 offset += _n
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.exchange = data[offset : offset + _n].decode()
                 offset += _n
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.routing_key = data[offset : offset + _n].decode()
                 offset += _n
@@ -2673,11 +2673,11 @@ class Basic(Class):
                 offset += 3
                 self.queue = data[offset : offset + _n].decode()
                 offset += _n
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.consumer_tag = data[offset : offset + _n].decode()
                 offset += _n
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.no_local = bool(_bits & 1)
                 self.no_ack = bool(_bits & 2)
@@ -2725,7 +2725,7 @@ class Basic(Class):
             self = cls.__new__(cls)
             start = offset
             try:
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.consumer_tag = data[offset : offset + _n].decode()
                 offset += _n
@@ -2779,11 +2779,11 @@ class Basic(Class):
             self = cls.__new__(cls)
             start = offset
             try:
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.consumer_tag = data[offset : offset + _n].decode()
                 offset += _n
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.nowait = bool(_bits & 1)
                 if offset == len(data):
@@ -2827,7 +2827,7 @@ class Basic(Class):
             self = cls.__new__(cls)
             start = offset
             try:
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.consumer_tag = data[offset : offset + _n].decode()
                 offset += _n
@@ -2904,11 +2904,11 @@ class Basic(Class):
                 offset += 3
                 self.exchange = data[offset : offset + _n].decode()
                 offset += _n
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.routing_key = data[offset : offset + _n].decode()
                 offset += _n
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.mandatory = bool(_bits & 1)
                 self.immediate = bool(_bits & 2)
@@ -2983,11 +2983,11 @@ class Basic(Class):
                 offset += 3
                 self.reply_text = data[offset : offset + _n].decode()
                 offset += _n
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.exchange = data[offset : offset + _n].decode()
                 offset += _n
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.routing_key = data[offset : offset + _n].decode()
                 offset += _n
@@ -3064,7 +3064,7 @@ class Basic(Class):
             self = cls.__new__(cls)
             start = offset
             try:
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.consumer_tag = data[offset : offset + _n].decode()
                 offset += _n
@@ -3073,7 +3073,7 @@ class Basic(Class):
                 self.redelivered = bool(_bits & 1)
                 self.exchange = data[offset : offset + _n].decode()
                 offset += _n
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.routing_key = data[offset : offset + _n].decode()
                 offset += _n
@@ -3134,7 +3134,7 @@ class Basic(Class):
                 offset += 3
                 self.queue = data[offset : offset + _n].decode()
                 offset += _n
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.no_ack = bool(_bits & 1)
                 if offset == len(data):
@@ -3213,7 +3213,7 @@ class Basic(Class):
                 self.redelivered = bool(_bits & 1)
                 self.exchange = data[offset : offset + _n].decode()
                 offset += _n
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.routing_key = data[offset : offset + _n].decode()
                 offset += _n
@@ -3260,7 +3260,7 @@ class Basic(Class):
             self = cls.__new__(cls)
             start = offset
             try:
-                _n = _S_B.unpack_from(data, offset)[0]
+                _n = data[offset]
                 offset += 1
                 self.cluster_id = data[offset : offset + _n].decode()
                 offset += _n
@@ -3400,7 +3400,7 @@ class Basic(Class):
             self = cls.__new__(cls)
             start = offset
             try:
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.requeue = bool(_bits & 1)
                 if offset == len(data):
@@ -3443,7 +3443,7 @@ class Basic(Class):
             self = cls.__new__(cls)
             start = offset
             try:
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.requeue = bool(_bits & 1)
                 if offset == len(data):
@@ -3741,7 +3741,7 @@ class Confirm(Class):
             self = cls.__new__(cls)
             start = offset
             try:
-                _bits = _S_B.unpack_from(data, offset)[0]
+                _bits = data[offset]
                 offset += 1
                 self.nowait = bool(_bits & 1)
                 if offset == len(data):
@@ -3783,6 +3783,8 @@ class BasicProperties(Properties):
     Every property defaults to ``None``, meaning absent from the header.
     """
 
+    # No __slots__ here: absent properties are the class attributes below,
+    # so decoding a header only stores the properties it carries.
     CLASS: ClassVar[type[Class]] = Basic
     INDEX: ClassVar[int] = 60
     NAME: ClassVar[str] = "BasicProperties"
@@ -3816,44 +3818,28 @@ class BasicProperties(Properties):
     FLAG_USER_ID: ClassVar[int] = 0x0010
     FLAG_APP_ID: ClassVar[int] = 0x0008
     FLAG_CLUSTER_ID: ClassVar[int] = 0x0004
-    __slots__ = (
-        "content_type",
-        "content_encoding",
-        "headers",
-        "delivery_mode",
-        "priority",
-        "correlation_id",
-        "reply_to",
-        "expiration",
-        "message_id",
-        "timestamp",
-        "type",
-        "user_id",
-        "app_id",
-        "cluster_id",
-    )
 
-    content_type: str | None
-    content_encoding: str | None
-    headers: dict[str, Any] | None
-    delivery_mode: int | None
-    priority: int | None
-    correlation_id: str | None
-    reply_to: str | None
-    expiration: str | None
-    message_id: str | None
-    timestamp: int | None
-    type: str | None
-    user_id: str | None
-    app_id: str | None
-    cluster_id: str | None
+    content_type: str | None = None
+    content_encoding: str | None = None
+    headers: dict[str, Any] | None = None
+    delivery_mode: int | None = None
+    priority: int | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    expiration: str | None = None
+    message_id: str | None = None
+    timestamp: int | None = None
+    type: str | None = None
+    user_id: str | None = None
+    app_id: str | None = None
+    cluster_id: str | None = None
 
     def __init__(
         self,
         content_type: str | None = None,
         content_encoding: str | None = None,
         headers: Mapping[str, Any] | None = None,
-        delivery_mode: int | None = None,
+        delivery_mode: int | _enum.Enum | None = None,
         priority: int | None = None,
         correlation_id: str | None = None,
         reply_to: str | None = None,
@@ -3954,85 +3940,61 @@ class BasicProperties(Properties):
             if flags & 0x0003:
                 return cls._decode_slow(data, start)
             offset += 2
-            if flags & 0x8000:
-                _n = data[offset]
-                self.content_type = data[offset + 1 : offset + 1 + _n].decode()
-                offset += 1 + _n
-            else:
-                self.content_type = None
-            if flags & 0x4000:
-                _n = data[offset]
-                self.content_encoding = data[offset + 1 : offset + 1 + _n].decode()
-                offset += 1 + _n
-            else:
-                self.content_encoding = None
-            if flags & 0x2000:
-                self.headers, offset = decode_table(data, offset)
-            else:
-                self.headers = None
-            if flags & 0x1000:
-                self.delivery_mode = _S_B.unpack_from(data, offset)[0]
-                offset += 1
-            else:
-                self.delivery_mode = None
-            if flags & 0x0800:
-                self.priority = _S_B.unpack_from(data, offset)[0]
-                offset += 1
-            else:
-                self.priority = None
-            if flags & 0x0400:
-                _n = data[offset]
-                self.correlation_id = data[offset + 1 : offset + 1 + _n].decode()
-                offset += 1 + _n
-            else:
-                self.correlation_id = None
-            if flags & 0x0200:
-                _n = data[offset]
-                self.reply_to = data[offset + 1 : offset + 1 + _n].decode()
-                offset += 1 + _n
-            else:
-                self.reply_to = None
-            if flags & 0x0100:
-                _n = data[offset]
-                self.expiration = data[offset + 1 : offset + 1 + _n].decode()
-                offset += 1 + _n
-            else:
-                self.expiration = None
-            if flags & 0x0080:
-                _n = data[offset]
-                self.message_id = data[offset + 1 : offset + 1 + _n].decode()
-                offset += 1 + _n
-            else:
-                self.message_id = None
-            if flags & 0x0040:
-                self.timestamp = _S_Q.unpack_from(data, offset)[0]
-                offset += 8
-            else:
-                self.timestamp = None
-            if flags & 0x0020:
-                _n = data[offset]
-                self.type = data[offset + 1 : offset + 1 + _n].decode()
-                offset += 1 + _n
-            else:
-                self.type = None
-            if flags & 0x0010:
-                _n = data[offset]
-                self.user_id = data[offset + 1 : offset + 1 + _n].decode()
-                offset += 1 + _n
-            else:
-                self.user_id = None
-            if flags & 0x0008:
-                _n = data[offset]
-                self.app_id = data[offset + 1 : offset + 1 + _n].decode()
-                offset += 1 + _n
-            else:
-                self.app_id = None
-            if flags & 0x0004:
-                _n = data[offset]
-                self.cluster_id = data[offset + 1 : offset + 1 + _n].decode()
-                offset += 1 + _n
-            else:
-                self.cluster_id = None
+            if flags & 0xF000:
+                if flags & 0x8000:
+                    _n = data[offset]
+                    self.content_type = data[offset + 1 : offset + 1 + _n].decode()
+                    offset += 1 + _n
+                if flags & 0x4000:
+                    _n = data[offset]
+                    self.content_encoding = data[offset + 1 : offset + 1 + _n].decode()
+                    offset += 1 + _n
+                if flags & 0x2000:
+                    self.headers, offset = decode_table(data, offset)
+                if flags & 0x1000:
+                    self.delivery_mode = data[offset]
+                    offset += 1
+            if flags & 0x0F00:
+                if flags & 0x0800:
+                    self.priority = data[offset]
+                    offset += 1
+                if flags & 0x0400:
+                    _n = data[offset]
+                    self.correlation_id = data[offset + 1 : offset + 1 + _n].decode()
+                    offset += 1 + _n
+                if flags & 0x0200:
+                    _n = data[offset]
+                    self.reply_to = data[offset + 1 : offset + 1 + _n].decode()
+                    offset += 1 + _n
+                if flags & 0x0100:
+                    _n = data[offset]
+                    self.expiration = data[offset + 1 : offset + 1 + _n].decode()
+                    offset += 1 + _n
+            if flags & 0x00F0:
+                if flags & 0x0080:
+                    _n = data[offset]
+                    self.message_id = data[offset + 1 : offset + 1 + _n].decode()
+                    offset += 1 + _n
+                if flags & 0x0040:
+                    self.timestamp = _S_Q.unpack_from(data, offset)[0]
+                    offset += 8
+                if flags & 0x0020:
+                    _n = data[offset]
+                    self.type = data[offset + 1 : offset + 1 + _n].decode()
+                    offset += 1 + _n
+                if flags & 0x0010:
+                    _n = data[offset]
+                    self.user_id = data[offset + 1 : offset + 1 + _n].decode()
+                    offset += 1 + _n
+            if flags & 0x000C:
+                if flags & 0x0008:
+                    _n = data[offset]
+                    self.app_id = data[offset + 1 : offset + 1 + _n].decode()
+                    offset += 1 + _n
+                if flags & 0x0004:
+                    _n = data[offset]
+                    self.cluster_id = data[offset + 1 : offset + 1 + _n].decode()
+                    offset += 1 + _n
             if offset == len(data):
                 return self
         except _DECODE_ERRORS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import pika.exceptions
 from pika.adapters.utils import connection_workflow as pika_workflow
@@ -198,7 +199,7 @@ class ReplyCodeTests(SynchronousTestCase):
         """Codec errors carry the AMQP reply codes of the codec contract:
         syntax-error 502, frame-error 501, unexpected-frame 505,
         not-implemented 540."""
-        expected = {
+        expected: dict[type[Any], int] = {
             exc.ProtocolSyntaxError: 502,
             exc.InvalidFrameError: 501,
             exc.UnexpectedFrameError: 505,
