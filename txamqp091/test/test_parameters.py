@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 import datetime
 import math
+import shutil
 import ssl
+import tempfile
 from typing import Any
 from urllib.parse import quote
 
@@ -52,7 +54,6 @@ def _write_self_signed(directory: FilePath[str]) -> tuple[str, str]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    directory.makedirs(ignoreExistingDirectory=True)
     cert_path = directory.child("cert.pem")
     key_path = directory.child("key.pem")
     cert_path.setContent(cert.public_bytes(serialization.Encoding.PEM))
@@ -506,6 +507,16 @@ class EqualityAndReprTests(SynchronousTestCase):
 class URLParametersTests(SynchronousTestCase):
     """Parsing of AMQP URLs."""
 
+    def _tempdir(self) -> FilePath[str]:
+        """Return a fresh temporary directory, removed after the test.
+
+        ``tempfile`` is used rather than ``mktemp`` so that pytest runs do not
+        leave directories in the working tree.
+        """
+        path = tempfile.mkdtemp(prefix="txamqp091-test-")
+        self.addCleanup(shutil.rmtree, path, True)
+        return FilePath(path)
+
     def test_full_url(self) -> None:
         """User, password, host, port and vhost are all taken from the URL."""
         parameters = URLParameters("amqp://alice:wonder@rabbit.example:5673/prod")
@@ -674,7 +685,7 @@ class URLParametersTests(SynchronousTestCase):
     def test_ssl_options_query_builds_context(self) -> None:
         """ssl_options with CA file, client certificate, ciphers and
         server_hostname builds a verifying SSLContext from them, as pika."""
-        cert, key = _write_self_signed(FilePath(self.mktemp()))
+        cert, key = _write_self_signed(self._tempdir())
         opts = {
             "ca_certs": cert,
             "certfile": cert,
@@ -694,7 +705,7 @@ class URLParametersTests(SynchronousTestCase):
     def test_ssl_options_query_aliases(self) -> None:
         """cafile/capath/cadata spellings are accepted like ca_certs/ca_path/
         ca_data; server_hostname defaults to the host."""
-        cert, _ = _write_self_signed(FilePath(self.mktemp()))
+        cert, _ = _write_self_signed(self._tempdir())
         tls = URLParameters(f"amqps://h/?ssl_options={ {'cafile': cert}!r}").ssl_options
         assert tls is not None and tls.ssl_context is not None
         self.assertEqual(len(tls.ssl_context.get_ca_certs()), 1)
