@@ -135,6 +135,15 @@ METHOD_DOCS = {
 }
 
 
+def isort_key(name: str) -> tuple[int, str]:
+    """Sort ``__all__`` as ruff's RUF022 wants: CONSTANTS, then Classes, then others."""
+    if name.isupper():
+        return (0, name)
+    if name[:1].isupper():
+        return (1, name)
+    return (2, name)
+
+
 def camel(name: str) -> str:
     """``get-ok`` → ``GetOk``."""
     return "".join(part.capitalize() for part in name.split("-"))
@@ -303,8 +312,10 @@ def layout(run: list[Field]) -> list[tuple[str, list[Field]]]:
 
 
 def bit_expr(bits: list[Field], source: str) -> str:
-    terms = [f"({1 << i} if {source}.{f.attr} else 0)" for i, f in enumerate(bits)]
-    return " | ".join(terms)
+    terms = [f"{1 << i} if {source}.{f.attr} else 0" for i, f in enumerate(bits)]
+    if len(terms) == 1:
+        return terms[0]
+    return " | ".join(f"({term})" for term in terms)
 
 
 def gen_encode(m: MethodSpec, structs: StructRegistry) -> list[str]:
@@ -383,10 +394,10 @@ def gen_decode(m: MethodSpec, structs: StructRegistry) -> list[str]:
         slots = layout(run)
         fmt = "".join(code for code, _ in slots)
         targets = []
-        for code, slot in slots:
+        for _code, slot in slots:
             f = slot[0]
             if f.kind == "bit":
-                targets.append("_bits" if len(slot) > 1 or True else "")
+                targets.append("_bits")
             elif f.kind in ("shortstr", "longstr"):
                 targets.append("_n")
             else:
@@ -440,6 +451,7 @@ def gen_decode(m: MethodSpec, structs: StructRegistry) -> list[str]:
 
 def gen_method(m: MethodSpec, structs: StructRegistry) -> list[str]:
     key = f"{m.cls}.{m.name}"
+    slots = "".join(repr(a) + ", " for a in sorted(f.attr for f in m.fields)).rstrip(", ")
     kinds = "synchronous" if m.synchronous else "asynchronous"
     doc = METHOD_DOCS.get(key, "")
     extra = " Carries content." if m.content else ""
@@ -460,9 +472,7 @@ def gen_method(m: MethodSpec, structs: StructRegistry) -> list[str]:
         + "".join(f'("{f.attr}", "{f.kind}"), ' for f in m.fields).rstrip(", ")
         + ("," if len(m.fields) == 1 else "")
         + ")",
-        f"        __slots__ = ({''.join(repr(f.attr) + ', ' for f in m.fields).rstrip(', ')}"
-        + ("," if len(m.fields) == 1 else "")
-        + ")",
+        f"        __slots__ = ({slots}" + ("," if len(m.fields) == 1 else "") + ")",
         "",
     ]
     for f in m.fields:
@@ -579,7 +589,9 @@ def gen_properties(props: list[Field], structs: StructRegistry) -> list[str]:
     # decode: test flags four at a time, so absent groups cost one test.
     lines.append("    @classmethod")
     lines.append("    def decode(cls, data: bytes, offset: int = 0) -> BasicProperties:")
-    lines.append('        """Decode flags and properties from ``data`` (to its end) at ``offset``."""')
+    lines.append(
+        '        """Decode flags and properties from ``data`` (to its end) at ``offset``."""'
+    )
     lines.append("        self = cls.__new__(cls)")
     lines.append("        start = offset")
     lines.append("        try:")
@@ -596,11 +608,14 @@ def gen_properties(props: list[Field], structs: StructRegistry) -> list[str]:
             if p.kind == "shortstr":
                 lines.append("                    _n = data[offset]")
                 lines.append(
-                    f"                    self.{p.attr} = data[offset + 1 : offset + 1 + _n].decode()"
+                    f"                    self.{p.attr} = "
+                    "data[offset + 1 : offset + 1 + _n].decode()"
                 )
                 lines.append("                    offset += 1 + _n")
             elif p.kind == "table":
-                lines.append(f"                    self.{p.attr}, offset = decode_table(data, offset)")
+                lines.append(
+                    f"                    self.{p.attr}, offset = decode_table(data, offset)"
+                )
             else:
                 code = STRUCT_CODES[p.kind]
                 size = {"B": 1, "Q": 8}[code]
@@ -657,13 +672,6 @@ from txamqp091.spec_base import (
 )
 
 __all__ = [
-    "BasicProperties",
-    "Class",
-    "DeliveryMode",
-    "Method",
-    "Properties",
-    "methods",
-    "props",
 {all_names}]
 
 PROTOCOL_VERSION = ({major}, {minor}, {revision})
@@ -698,7 +706,19 @@ def generate(spec: dict[str, Any]) -> str:
             "SOFT_ERROR_CODES",
         ]
     )
-    all_names = "".join(f'    "{n}",\n' for n in sorted(class_names + const_names))
+    exported = [
+        *class_names,
+        *const_names,
+        "BasicProperties",
+        "Class",
+        "DeliveryMode",
+        "Method",
+        "Properties",
+        "has_content",
+        "methods",
+        "props",
+    ]
+    all_names = "".join(f'    "{n}",\n' for n in sorted(exported, key=isort_key))
     out = [
         HEADER.format(
             copyright=copyright_text,
@@ -745,9 +765,10 @@ def generate(spec: dict[str, Any]) -> str:
         body.append("")
         body.append("")
         body.append(f"class {cname}(Class):")
-        body.append(
-            f'    """The ``{cls["name"]}`` class ({cls["id"]}). {CLASS_DOCS[cls["name"]]}"""'
-        )
+        body.append(f'    """The ``{cls["name"]}`` class ({cls["id"]}).')
+        body.append("")
+        body.append(f"    {CLASS_DOCS[cls['name']]}")
+        body.append('    """')
         body.append("")
         body.append(f"    INDEX: ClassVar[int] = {cls['id']}")
         body.append(f'    NAME: ClassVar[str] = "{cname}"')

@@ -19,14 +19,18 @@ type  frame                        payload
 Errors raised while decoding carry the reply code with which the connection
 must be closed (``exc.reply_code``):
 
-* :class:`~txamqp091.exceptions.InvalidFrameError` (501 frame-error): a wrong
-  frame-end byte, an unknown frame type, a frame larger than ``frame_max``, a
-  heartbeat on a channel other than 0 or with a payload, a method frame too
-  short for its ids;
+* :class:`~txamqp091.exceptions.InvalidFrameError` (501 frame-error): a frame
+  that cannot be decoded: a wrong frame-end byte, an unknown frame type, a frame
+  larger than ``frame_max``, a heartbeat with a payload, a method frame too
+  short for its ids, arguments or properties that are truncated or followed by
+  stray bytes (RabbitMQ uses 501 for these too);
 * :class:`~txamqp091.exceptions.ProtocolSyntaxError` (502 syntax-error) and its
-  subclass :class:`~txamqp091.exceptions.InvalidFieldTypeException`: a
-  truncated or over-long argument list, a bad field-table type letter, tables
-  nested deeper than :data:`~txamqp091.fields.MAX_NESTING_DEPTH`;
+  subclass :class:`~txamqp091.exceptions.InvalidFieldTypeException`: illegal
+  values: a bad field-table type letter, tables nested deeper than
+  :data:`~txamqp091.fields.MAX_NESTING_DEPTH`, property flags naming
+  properties that do not exist, a content header weight other than 0;
+* :class:`~txamqp091.exceptions.UnexpectedFrameError` (505 unexpected-frame): a
+  heartbeat on a channel other than 0 (as RabbitMQ answers it);
 * :class:`~txamqp091.exceptions.MethodNotImplemented` (540 not-implemented): an
   unknown class or method id, or a content header for a class without content;
 * :class:`~txamqp091.exceptions.IncompatibleProtocolError`: the server answered
@@ -43,7 +47,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Final, NoReturn, Union
+from typing import Final, NoReturn, TypeAlias
 
 from txamqp091 import spec
 from txamqp091.exceptions import (
@@ -51,6 +55,7 @@ from txamqp091.exceptions import (
     InvalidFrameError,
     MethodNotImplemented,
     ProtocolSyntaxError,
+    UnexpectedFrameError,
 )
 from txamqp091.fields import (
     MAX_NESTING_DEPTH,
@@ -227,7 +232,7 @@ class HeartbeatFrame:
 
 
 #: Any decoded frame.
-Frame = Union[MethodFrame, HeaderFrame, BodyFrame, HeartbeatFrame]
+Frame: TypeAlias = MethodFrame | HeaderFrame | BodyFrame | HeartbeatFrame
 
 _HEARTBEAT = HeartbeatFrame()
 
@@ -339,11 +344,11 @@ class FrameDecoder:
             elif frame_type == 2:
                 append(self._header(channel, data[pos + 7 : end]))
             elif frame_type == 8:
-                if channel != 0 or size != 0:
-                    raise InvalidFrameError(
-                        f"heartbeat frame on channel {channel} with {size} payload bytes; "
-                        "heartbeats must be empty and on channel 0"
-                    )
+                if size != 0:
+                    raise InvalidFrameError(f"heartbeat frame with {size} payload bytes")
+                if channel != 0:
+                    # RabbitMQ answers this with 505 too.
+                    raise UnexpectedFrameError(f"heartbeat frame on channel {channel}")
                 append(_HEARTBEAT)
             else:
                 self._fail_type(data, pos)

@@ -53,6 +53,7 @@ from typing import Any
 
 from txamqp091.exceptions import (
     InvalidFieldTypeException,
+    InvalidFrameError,
     ProtocolSyntaxError,
     ShortStringTooLong,
     UnsupportedAMQPFieldException,
@@ -399,7 +400,7 @@ def _fixed(unpacker: struct.Struct) -> _Decoder:
 def _take(data: bytes, offset: int, length: int) -> bytes:
     end = offset + length
     if end > len(data):
-        raise ProtocolSyntaxError(
+        raise InvalidFrameError(
             f"a field claims {length} bytes but only {len(data) - offset} remain"
         )
     return data[offset:end]
@@ -444,7 +445,7 @@ def _decode_array(data: bytes, offset: int, depth: int) -> tuple[Any, int]:
     offset += 4
     end = offset + length
     if end > len(data):
-        raise ProtocolSyntaxError(
+        raise InvalidFrameError(
             f"an array claims {length} bytes but only {len(data) - offset} remain"
         )
     items = []
@@ -452,7 +453,7 @@ def _decode_array(data: bytes, offset: int, depth: int) -> tuple[Any, int]:
         item, offset = decode_value(data, offset, depth + 1)
         items.append(item)
     if offset != end:
-        raise ProtocolSyntaxError("an array's items overrun its declared length")
+        raise InvalidFrameError("an array's items overrun its declared length")
     return items, offset
 
 
@@ -491,7 +492,7 @@ def decode_value(data: bytes, offset: int, depth: int = 0) -> tuple[Any, int]:
     try:
         decoder = _DECODERS[data[offset]]
     except IndexError:
-        raise ProtocolSyntaxError("field value truncated before its type letter") from None
+        raise InvalidFrameError("field value truncated before its type letter") from None
     except KeyError:
         raise InvalidFieldTypeException(
             f"unknown field type letter {chr(data[offset])!r} (0x{data[offset]:02x})"
@@ -499,7 +500,7 @@ def decode_value(data: bytes, offset: int, depth: int = 0) -> tuple[Any, int]:
     try:
         return decoder(data, offset + 1, depth)
     except struct.error:
-        raise ProtocolSyntaxError(
+        raise InvalidFrameError(
             f"field value of type {chr(data[offset])!r} is truncated"
         ) from None
 
@@ -517,11 +518,11 @@ def decode_table(data: bytes, offset: int, depth: int = 0) -> tuple[FieldTable, 
     try:
         length = _U32.unpack_from(data, offset)[0]
     except struct.error:
-        raise ProtocolSyntaxError("field table truncated before its length") from None
+        raise InvalidFrameError("field table truncated before its length") from None
     offset += 4
     end = offset + length
     if end > len(data):
-        raise ProtocolSyntaxError(
+        raise InvalidFrameError(
             f"a field table claims {length} bytes but only {len(data) - offset} remain"
         )
     table: FieldTable = {}
@@ -529,7 +530,7 @@ def decode_table(data: bytes, offset: int, depth: int = 0) -> tuple[FieldTable, 
         while offset < end:
             key_end = offset + 1 + data[offset]
             if key_end > end:
-                raise ProtocolSyntaxError("a field table key overruns the table")
+                raise InvalidFrameError("a field table key overruns the table")
             key_raw = data[offset + 1 : key_end]
             try:
                 key = key_raw.decode()
@@ -540,7 +541,7 @@ def decode_table(data: bytes, offset: int, depth: int = 0) -> tuple[FieldTable, 
             if code == 83:  # "S"
                 value_end = key_end + 5 + _U32.unpack_from(data, key_end + 1)[0]
                 if value_end > end:
-                    raise ProtocolSyntaxError(f"field {key!r} overruns its table")
+                    raise InvalidFrameError(f"field {key!r} overruns its table")
                 raw = data[key_end + 5 : value_end]
                 try:
                     table[key] = raw.decode()
@@ -556,9 +557,9 @@ def decode_table(data: bytes, offset: int, depth: int = 0) -> tuple[FieldTable, 
             else:
                 table[key], offset = decode_value(data, key_end, depth)
     except (IndexError, struct.error):
-        raise ProtocolSyntaxError("a field table is truncated") from None
+        raise InvalidFrameError("a field table is truncated") from None
     if offset != end:
-        raise ProtocolSyntaxError("a field table's entries overrun its declared length")
+        raise InvalidFrameError("a field table's entries overrun its declared length")
     return table, offset
 
 
@@ -588,7 +589,7 @@ def encode_field(kind: str, name: str, value: Any) -> bytes:
     if kind in _FIXED_KINDS:
         if isinstance(value, datetime) and kind == "timestamp":
             value = int(value.replace(tzinfo=value.tzinfo or timezone.utc).timestamp())
-        if not isinstance(value, int) or isinstance(value, bool) and kind != "octet":
+        if not isinstance(value, int):
             raise TypeError(f"{name} must be an int, not {type(value).__name__}")
         packer = _FIXED_KINDS[kind]
         try:
@@ -656,7 +657,7 @@ def decode_field(kind: str, name: str, data: bytes, offset: int) -> tuple[Any, i
         if kind == "table":
             return decode_table(data, offset)
     except (struct.error, IndexError):
-        raise ProtocolSyntaxError(f"{name} ({kind}) is truncated") from None
+        raise InvalidFrameError(f"{name} ({kind}) is truncated") from None
     except ProtocolSyntaxError as exc:
         raise type(exc)(f"{name}: {exc}") from None
     raise AssertionError(f"unknown field kind {kind!r}")  # pragma: no cover
@@ -672,7 +673,7 @@ def encode_fields(owner: str, fields: Sequence[tuple[str, str]], values: Sequenc
     parts: list[bytes] = []
     bits = 0
     bit_index = 0
-    for (name, kind), value in zip(fields, values):
+    for (name, kind), value in zip(fields, values, strict=True):
         if kind == "bit":
             if bit_index == 8:
                 parts.append(_U8.pack(bits))
@@ -704,7 +705,7 @@ def decode_fields(
         if kind == "bit":
             if bit_index == 8:
                 if offset >= len(data):
-                    raise ProtocolSyntaxError(f"{owner}.{name} (bit) is truncated")
+                    raise InvalidFrameError(f"{owner}.{name} (bit) is truncated")
                 bits = data[offset]
                 offset += 1
                 bit_index = 0

@@ -60,24 +60,11 @@ from txamqp091.spec_base import (
 )
 
 __all__ = [
-    "BasicProperties",
-    "Class",
-    "DeliveryMode",
-    "Method",
-    "Properties",
-    "methods",
-    "props",
     "ACCESS_REFUSED",
-    "Access",
-    "Basic",
     "CHANNEL_ERROR",
     "COMMAND_INVALID",
     "CONNECTION_FORCED",
     "CONTENT_TOO_LARGE",
-    "Channel",
-    "Confirm",
-    "Connection",
-    "Exchange",
     "FRAME_BODY",
     "FRAME_END",
     "FRAME_END_SIZE",
@@ -100,7 +87,6 @@ __all__ = [
     "PORT",
     "PRECONDITION_FAILED",
     "PROTOCOL_VERSION",
-    "Queue",
     "REPLY_CODE_NAMES",
     "REPLY_SUCCESS",
     "RESOURCE_ERROR",
@@ -108,8 +94,23 @@ __all__ = [
     "SOFT_ERROR_CODES",
     "SYNTAX_ERROR",
     "TRANSIENT_DELIVERY_MODE",
-    "Tx",
     "UNEXPECTED_FRAME",
+    "Access",
+    "Basic",
+    "BasicProperties",
+    "Channel",
+    "Class",
+    "Confirm",
+    "Connection",
+    "DeliveryMode",
+    "Exchange",
+    "Method",
+    "Properties",
+    "Queue",
+    "Tx",
+    "has_content",
+    "methods",
+    "props",
 ]
 
 PROTOCOL_VERSION = (0, 9, 1)
@@ -209,7 +210,10 @@ _S_QBB = struct.Struct(">QBB")
 
 
 class Connection(Class):
-    """The ``connection`` class (10). Work with socket connections: handshake, tuning, close, flow control."""
+    """The ``connection`` class (10).
+
+    Work with socket connections: handshake, tuning, close, flow control.
+    """
 
     INDEX: ClassVar[int] = 10
     NAME: ClassVar[str] = "Connection"
@@ -234,11 +238,11 @@ class Connection(Class):
             ("locales", "longstr"),
         )
         __slots__ = (
+            "locales",
+            "mechanisms",
+            "server_properties",
             "version_major",
             "version_minor",
-            "server_properties",
-            "mechanisms",
-            "locales",
         )
 
         version_major: int
@@ -325,7 +329,7 @@ class Connection(Class):
             ("response", "longstr"),
             ("locale", "shortstr"),
         )
-        __slots__ = ("client_properties", "mechanism", "response", "locale")
+        __slots__ = ("client_properties", "locale", "mechanism", "response")
 
         client_properties: FieldTable
         mechanism: str
@@ -604,7 +608,7 @@ class Connection(Class):
             ("capabilities", "shortstr"),
             ("insist", "bit"),
         )
-        __slots__ = ("virtual_host", "capabilities", "insist")
+        __slots__ = ("capabilities", "insist", "virtual_host")
 
         virtual_host: str
         capabilities: str
@@ -631,7 +635,7 @@ class Connection(Class):
                     + _virtual_host
                     + _S_B.pack(len(_capabilities))
                     + _capabilities
-                    + _S_B.pack((1 if self.insist else 0))
+                    + _S_B.pack(1 if self.insist else 0)
                 )
             except _ENCODE_ERRORS:
                 return self._encode_slow()
@@ -722,7 +726,7 @@ class Connection(Class):
             ("class_id", "short"),
             ("method_id", "short"),
         )
-        __slots__ = ("reply_code", "reply_text", "class_id", "method_id")
+        __slots__ = ("class_id", "method_id", "reply_code", "reply_text")
 
         reply_code: int
         reply_text: str
@@ -961,7 +965,10 @@ class Connection(Class):
 
 
 class Channel(Class):
-    """The ``channel`` class (20). Work with channels: open, flow, close."""
+    """The ``channel`` class (20).
+
+    Work with channels: open, flow, close.
+    """
 
     INDEX: ClassVar[int] = 20
     NAME: ClassVar[str] = "Channel"
@@ -1084,7 +1091,7 @@ class Channel(Class):
         def encode(self) -> bytes:
             """The method frame payload."""
             try:
-                return _S_HHB.pack(20, 20, (1 if self.active else 0))
+                return _S_HHB.pack(20, 20, 1 if self.active else 0)
             except _ENCODE_ERRORS:
                 return self._encode_slow()
 
@@ -1127,7 +1134,7 @@ class Channel(Class):
         def encode(self) -> bytes:
             """The method frame payload."""
             try:
-                return _S_HHB.pack(20, 21, (1 if self.active else 0))
+                return _S_HHB.pack(20, 21, 1 if self.active else 0)
             except _ENCODE_ERRORS:
                 return self._encode_slow()
 
@@ -1164,7 +1171,7 @@ class Channel(Class):
             ("class_id", "short"),
             ("method_id", "short"),
         )
-        __slots__ = ("reply_code", "reply_text", "class_id", "method_id")
+        __slots__ = ("class_id", "method_id", "reply_code", "reply_text")
 
         reply_code: int
         reply_text: str
@@ -1242,7 +1249,10 @@ class Channel(Class):
 
 
 class Access(Class):
-    """The ``access`` class (30). Work with access tickets (obsolete; RabbitMQ ignores it)."""
+    """The ``access`` class (30).
+
+    Work with access tickets (obsolete; RabbitMQ ignores it).
+    """
 
     INDEX: ClassVar[int] = 30
     NAME: ClassVar[str] = "Access"
@@ -1267,7 +1277,7 @@ class Access(Class):
             ("write", "bit"),
             ("read", "bit"),
         )
-        __slots__ = ("realm", "exclusive", "passive", "active", "write", "read")
+        __slots__ = ("active", "exclusive", "passive", "read", "realm", "write")
 
         realm: str
         exclusive: bool
@@ -1378,7 +1388,10 @@ class Access(Class):
 
 
 class Exchange(Class):
-    """The ``exchange`` class (40). Work with exchanges: declare, delete, bind, unbind."""
+    """The ``exchange`` class (40).
+
+    Work with exchanges: declare, delete, bind, unbind.
+    """
 
     INDEX: ClassVar[int] = 40
     NAME: ClassVar[str] = "Exchange"
@@ -1407,15 +1420,15 @@ class Exchange(Class):
             ("arguments", "table"),
         )
         __slots__ = (
-            "ticket",
-            "exchange",
-            "type",
-            "passive",
-            "durable",
+            "arguments",
             "auto_delete",
+            "durable",
+            "exchange",
             "internal",
             "nowait",
-            "arguments",
+            "passive",
+            "ticket",
+            "type",
         )
 
         ticket: int
@@ -1545,7 +1558,7 @@ class Exchange(Class):
             ("if_unused", "bit"),
             ("nowait", "bit"),
         )
-        __slots__ = ("ticket", "exchange", "if_unused", "nowait")
+        __slots__ = ("exchange", "if_unused", "nowait", "ticket")
 
         ticket: int
         exchange: str
@@ -1643,7 +1656,7 @@ class Exchange(Class):
             ("nowait", "bit"),
             ("arguments", "table"),
         )
-        __slots__ = ("ticket", "destination", "source", "routing_key", "nowait", "arguments")
+        __slots__ = ("arguments", "destination", "nowait", "routing_key", "source", "ticket")
 
         ticket: int
         destination: str
@@ -1682,7 +1695,7 @@ class Exchange(Class):
                     + _source
                     + _S_B.pack(len(_routing_key))
                     + _routing_key
-                    + _S_B.pack((1 if self.nowait else 0))
+                    + _S_B.pack(1 if self.nowait else 0)
                     + encode_table(self.arguments)
                 )
             except _ENCODE_ERRORS:
@@ -1762,7 +1775,7 @@ class Exchange(Class):
             ("nowait", "bit"),
             ("arguments", "table"),
         )
-        __slots__ = ("ticket", "destination", "source", "routing_key", "nowait", "arguments")
+        __slots__ = ("arguments", "destination", "nowait", "routing_key", "source", "ticket")
 
         ticket: int
         destination: str
@@ -1801,7 +1814,7 @@ class Exchange(Class):
                     + _source
                     + _S_B.pack(len(_routing_key))
                     + _routing_key
-                    + _S_B.pack((1 if self.nowait else 0))
+                    + _S_B.pack(1 if self.nowait else 0)
                     + encode_table(self.arguments)
                 )
             except _ENCODE_ERRORS:
@@ -1863,7 +1876,10 @@ class Exchange(Class):
 
 
 class Queue(Class):
-    """The ``queue`` class (50). Work with queues: declare, bind, unbind, purge, delete."""
+    """The ``queue`` class (50).
+
+    Work with queues: declare, bind, unbind, purge, delete.
+    """
 
     INDEX: ClassVar[int] = 50
     NAME: ClassVar[str] = "Queue"
@@ -1891,14 +1907,14 @@ class Queue(Class):
             ("arguments", "table"),
         )
         __slots__ = (
-            "ticket",
-            "queue",
-            "passive",
+            "arguments",
+            "auto_delete",
             "durable",
             "exclusive",
-            "auto_delete",
             "nowait",
-            "arguments",
+            "passive",
+            "queue",
+            "ticket",
         )
 
         ticket: int
@@ -1991,7 +2007,7 @@ class Queue(Class):
             ("message_count", "long"),
             ("consumer_count", "long"),
         )
-        __slots__ = ("queue", "message_count", "consumer_count")
+        __slots__ = ("consumer_count", "message_count", "queue")
 
         queue: str
         message_count: int
@@ -2055,7 +2071,7 @@ class Queue(Class):
             ("nowait", "bit"),
             ("arguments", "table"),
         )
-        __slots__ = ("ticket", "queue", "exchange", "routing_key", "nowait", "arguments")
+        __slots__ = ("arguments", "exchange", "nowait", "queue", "routing_key", "ticket")
 
         ticket: int
         queue: str
@@ -2094,7 +2110,7 @@ class Queue(Class):
                     + _exchange
                     + _S_B.pack(len(_routing_key))
                     + _routing_key
-                    + _S_B.pack((1 if self.nowait else 0))
+                    + _S_B.pack(1 if self.nowait else 0)
                     + encode_table(self.arguments)
                 )
             except _ENCODE_ERRORS:
@@ -2171,7 +2187,7 @@ class Queue(Class):
             ("queue", "shortstr"),
             ("nowait", "bit"),
         )
-        __slots__ = ("ticket", "queue", "nowait")
+        __slots__ = ("nowait", "queue", "ticket")
 
         ticket: int
         queue: str
@@ -2190,7 +2206,7 @@ class Queue(Class):
                 return (
                     _S_HHHB.pack(50, 30, self.ticket, len(_queue))
                     + _queue
-                    + _S_B.pack((1 if self.nowait else 0))
+                    + _S_B.pack(1 if self.nowait else 0)
                 )
             except _ENCODE_ERRORS:
                 return self._encode_slow()
@@ -2275,7 +2291,7 @@ class Queue(Class):
             ("if_empty", "bit"),
             ("nowait", "bit"),
         )
-        __slots__ = ("ticket", "queue", "if_unused", "if_empty", "nowait")
+        __slots__ = ("if_empty", "if_unused", "nowait", "queue", "ticket")
 
         ticket: int
         queue: str
@@ -2396,7 +2412,7 @@ class Queue(Class):
             ("routing_key", "shortstr"),
             ("arguments", "table"),
         )
-        __slots__ = ("ticket", "queue", "exchange", "routing_key", "arguments")
+        __slots__ = ("arguments", "exchange", "queue", "routing_key", "ticket")
 
         ticket: int
         queue: str
@@ -2490,7 +2506,10 @@ class Queue(Class):
 
 
 class Basic(Class):
-    """The ``basic`` class (60). Work with basic content: publish, consume, get, acknowledge."""
+    """The ``basic`` class (60).
+
+    Work with basic content: publish, consume, get, acknowledge.
+    """
 
     INDEX: ClassVar[int] = 60
     NAME: ClassVar[str] = "Basic"
@@ -2512,7 +2531,7 @@ class Basic(Class):
             ("prefetch_count", "short"),
             ("global_", "bit"),
         )
-        __slots__ = ("prefetch_size", "prefetch_count", "global_")
+        __slots__ = ("global_", "prefetch_count", "prefetch_size")
 
         prefetch_size: int
         prefetch_count: int
@@ -2533,7 +2552,7 @@ class Basic(Class):
             """The method frame payload."""
             try:
                 return _S_HHIHB.pack(
-                    60, 10, self.prefetch_size, self.prefetch_count, (1 if self.global_ else 0)
+                    60, 10, self.prefetch_size, self.prefetch_count, 1 if self.global_ else 0
                 )
             except _ENCODE_ERRORS:
                 return self._encode_slow()
@@ -2602,14 +2621,14 @@ class Basic(Class):
             ("arguments", "table"),
         )
         __slots__ = (
-            "ticket",
-            "queue",
-            "consumer_tag",
-            "no_local",
-            "no_ack",
-            "exclusive",
-            "nowait",
             "arguments",
+            "consumer_tag",
+            "exclusive",
+            "no_ack",
+            "no_local",
+            "nowait",
+            "queue",
+            "ticket",
         )
 
         ticket: int
@@ -2768,7 +2787,7 @@ class Basic(Class):
                 return (
                     _S_HHB.pack(60, 30, len(_consumer_tag))
                     + _consumer_tag
-                    + _S_B.pack((1 if self.nowait else 0))
+                    + _S_B.pack(1 if self.nowait else 0)
                 )
             except _ENCODE_ERRORS:
                 return self._encode_slow()
@@ -2856,7 +2875,7 @@ class Basic(Class):
             ("mandatory", "bit"),
             ("immediate", "bit"),
         )
-        __slots__ = ("ticket", "exchange", "routing_key", "mandatory", "immediate")
+        __slots__ = ("exchange", "immediate", "mandatory", "routing_key", "ticket")
 
         ticket: int
         exchange: str
@@ -2936,7 +2955,7 @@ class Basic(Class):
             ("exchange", "shortstr"),
             ("routing_key", "shortstr"),
         )
-        __slots__ = ("reply_code", "reply_text", "exchange", "routing_key")
+        __slots__ = ("exchange", "reply_code", "reply_text", "routing_key")
 
         reply_code: int
         reply_text: str
@@ -3016,7 +3035,7 @@ class Basic(Class):
             ("exchange", "shortstr"),
             ("routing_key", "shortstr"),
         )
-        __slots__ = ("consumer_tag", "delivery_tag", "redelivered", "exchange", "routing_key")
+        __slots__ = ("consumer_tag", "delivery_tag", "exchange", "redelivered", "routing_key")
 
         consumer_tag: str
         delivery_tag: int
@@ -3048,9 +3067,7 @@ class Basic(Class):
                 return (
                     _S_HHB.pack(60, 60, len(_consumer_tag))
                     + _consumer_tag
-                    + _S_QBB.pack(
-                        self.delivery_tag, (1 if self.redelivered else 0), len(_exchange)
-                    )
+                    + _S_QBB.pack(self.delivery_tag, 1 if self.redelivered else 0, len(_exchange))
                     + _exchange
                     + _S_B.pack(len(_routing_key))
                     + _routing_key
@@ -3100,7 +3117,7 @@ class Basic(Class):
             ("queue", "shortstr"),
             ("no_ack", "bit"),
         )
-        __slots__ = ("ticket", "queue", "no_ack")
+        __slots__ = ("no_ack", "queue", "ticket")
 
         ticket: int
         queue: str
@@ -3119,7 +3136,7 @@ class Basic(Class):
                 return (
                     _S_HHHB.pack(60, 70, self.ticket, len(_queue))
                     + _queue
-                    + _S_B.pack((1 if self.no_ack else 0))
+                    + _S_B.pack(1 if self.no_ack else 0)
                 )
             except _ENCODE_ERRORS:
                 return self._encode_slow()
@@ -3162,7 +3179,7 @@ class Basic(Class):
             ("routing_key", "shortstr"),
             ("message_count", "long"),
         )
-        __slots__ = ("delivery_tag", "redelivered", "exchange", "routing_key", "message_count")
+        __slots__ = ("delivery_tag", "exchange", "message_count", "redelivered", "routing_key")
 
         delivery_tag: int
         redelivered: bool
@@ -3192,7 +3209,7 @@ class Basic(Class):
                 _routing_key = self.routing_key.encode()
                 return (
                     _S_HHQBB.pack(
-                        60, 71, self.delivery_tag, (1 if self.redelivered else 0), len(_exchange)
+                        60, 71, self.delivery_tag, 1 if self.redelivered else 0, len(_exchange)
                     )
                     + _exchange
                     + _S_B.pack(len(_routing_key))
@@ -3299,7 +3316,7 @@ class Basic(Class):
         def encode(self) -> bytes:
             """The method frame payload."""
             try:
-                return _S_HHQB.pack(60, 80, self.delivery_tag, (1 if self.multiple else 0))
+                return _S_HHQB.pack(60, 80, self.delivery_tag, 1 if self.multiple else 0)
             except _ENCODE_ERRORS:
                 return self._encode_slow()
 
@@ -3347,7 +3364,7 @@ class Basic(Class):
         def encode(self) -> bytes:
             """The method frame payload."""
             try:
-                return _S_HHQB.pack(60, 90, self.delivery_tag, (1 if self.requeue else 0))
+                return _S_HHQB.pack(60, 90, self.delivery_tag, 1 if self.requeue else 0)
             except _ENCODE_ERRORS:
                 return self._encode_slow()
 
@@ -3390,7 +3407,7 @@ class Basic(Class):
         def encode(self) -> bytes:
             """The method frame payload."""
             try:
-                return _S_HHB.pack(60, 100, (1 if self.requeue else 0))
+                return _S_HHB.pack(60, 100, 1 if self.requeue else 0)
             except _ENCODE_ERRORS:
                 return self._encode_slow()
 
@@ -3433,7 +3450,7 @@ class Basic(Class):
         def encode(self) -> bytes:
             """The method frame payload."""
             try:
-                return _S_HHB.pack(60, 110, (1 if self.requeue else 0))
+                return _S_HHB.pack(60, 110, 1 if self.requeue else 0)
             except _ENCODE_ERRORS:
                 return self._encode_slow()
 
@@ -3539,7 +3556,10 @@ class Basic(Class):
 
 
 class Tx(Class):
-    """The ``tx`` class (90). Work with standard transactions."""
+    """The ``tx`` class (90).
+
+    Work with standard transactions.
+    """
 
     INDEX: ClassVar[int] = 90
     NAME: ClassVar[str] = "Tx"
@@ -3702,7 +3722,10 @@ class Tx(Class):
 
 
 class Confirm(Class):
-    """The ``confirm`` class (85). Work with publisher confirms (a RabbitMQ extension)."""
+    """The ``confirm`` class (85).
+
+    Work with publisher confirms (a RabbitMQ extension).
+    """
 
     INDEX: ClassVar[int] = 85
     NAME: ClassVar[str] = "Confirm"
@@ -3731,7 +3754,7 @@ class Confirm(Class):
         def encode(self) -> bytes:
             """The method frame payload."""
             try:
-                return _S_HHB.pack(85, 10, (1 if self.nowait else 0))
+                return _S_HHB.pack(85, 10, 1 if self.nowait else 0)
             except _ENCODE_ERRORS:
                 return self._encode_slow()
 

@@ -11,7 +11,7 @@ import struct
 from collections.abc import Iterator
 from typing import Any, ClassVar, TypeVar
 
-from txamqp091.exceptions import ProtocolSyntaxError
+from txamqp091.exceptions import InvalidFrameError, ProtocolSyntaxError
 from txamqp091.fields import decode_field, decode_fields, encode_field, encode_fields
 
 __all__ = ["Class", "Method", "Properties"]
@@ -98,11 +98,11 @@ class Method(_Fielded):
         """Decode field by field; raises :class:`ProtocolSyntaxError` naming the field."""
         values, end = decode_fields(cls.NAME, cls._fields, data, offset)
         if end != len(data):
-            raise ProtocolSyntaxError(
+            raise InvalidFrameError(
                 f"{cls.NAME} has {len(data) - end} unexpected bytes after its arguments"
             )
         method = cls.__new__(cls)
-        for (name, _), value in zip(cls._fields, values):
+        for (name, _), value in zip(cls._fields, values, strict=True):
             setattr(method, name, value)
         return method
 
@@ -142,7 +142,7 @@ class Properties(_Fielded):
             try:
                 word = _U16.unpack_from(data, offset)[0]
             except struct.error:
-                raise ProtocolSyntaxError(f"{cls.NAME}: property flags truncated") from None
+                raise InvalidFrameError(f"{cls.NAME}: property flags truncated") from None
             offset += 2
             flag_words.append(word)
             if not word & 1:
@@ -159,7 +159,7 @@ class Properties(_Fielded):
                 value = None
             setattr(props, name, value)
         if offset != len(data):
-            raise ProtocolSyntaxError(
+            raise InvalidFrameError(
                 f"{cls.NAME} has {len(data) - offset} unexpected bytes after its properties"
             )
         return props
