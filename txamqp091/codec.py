@@ -129,6 +129,7 @@ _END_AND_FRAME = struct.Struct(">BBHI")
 _END_AND_CONTENT_HEADER = struct.Struct(">BBHIHHQ")
 _CONTENT_HEADER = struct.Struct(">HHQ")
 _IDS = struct.Struct(">HH")
+_INDEX = struct.Struct(">I")  # class id << 16 | method id
 _EMPTY_PROPERTIES = b"\x00\x00"
 
 _METHODS = spec.methods
@@ -308,6 +309,10 @@ class FrameDecoder:
         frames: list[Frame] = []
         append = frames.append
         unpack_header = _FRAME_HEADER.unpack_from
+        unpack_index = _INDEX.unpack_from
+        unpack_content = _CONTENT_HEADER.unpack_from
+        methods_get = _METHODS.get
+        decode_properties = spec.BasicProperties.decode
         max_payload = self._max_payload
         length = len(data)
         pos = 0
@@ -321,7 +326,7 @@ class FrameDecoder:
                     self._fail_type(data, pos)
                 self._need = end + 1 - pos
                 break
-            if data[end] != FRAME_END:
+            if data[end] != 0xCE:
                 raise InvalidFrameError(
                     f"frame-end byte is 0x{data[end]:02x}, expected 0xce "
                     f"(frame type {frame_type}, channel {channel}, size {size})"
@@ -331,18 +336,17 @@ class FrameDecoder:
             elif frame_type == 1:
                 if size < 4:
                     raise InvalidFrameError(f"method frame of {size} bytes has no method ids")
-                payload = data[pos + 7 : end]
-                method_class = _METHODS.get(
-                    (data[pos + 7] << 24)
-                    | (data[pos + 8] << 16)
-                    | (data[pos + 9] << 8)
-                    | data[pos + 10]
-                )
+                method_class = methods_get(unpack_index(data, pos + 7)[0])
                 if method_class is None:
-                    self._fail_method(payload)
-                append(MethodFrame(channel, method_class.decode(payload, 4)))
+                    self._fail_method(data[pos + 7 : end])
+                append(MethodFrame(channel, method_class.decode(data[pos + 7 : end], 4)))
             elif frame_type == 2:
-                append(self._header(channel, data[pos + 7 : end]))
+                if size < 14:
+                    raise InvalidFrameError(f"content header of {size} bytes is too short")
+                class_id, weight, body_size = unpack_content(data, pos + 7)
+                if class_id != 60 or weight:
+                    self._fail_header(class_id, weight)
+                append(HeaderFrame(channel, body_size, decode_properties(data[pos + 7 : end], 12)))
             elif frame_type == 8:
                 if size != 0:
                     raise InvalidFrameError(f"heartbeat frame with {size} payload bytes")
@@ -386,18 +390,10 @@ class FrameDecoder:
         raise MethodNotImplemented(f"unknown method: class {class_id}, method {method_id}")
 
     @staticmethod
-    def _header(channel: int, payload: bytes) -> HeaderFrame:
-        try:
-            class_id, weight, body_size = _CONTENT_HEADER.unpack_from(payload, 0)
-        except struct.error:
-            raise InvalidFrameError(
-                f"content header of {len(payload)} bytes is too short"
-            ) from None
+    def _fail_header(class_id: int, weight: int) -> NoReturn:
         if class_id != _BASIC_CLASS_ID:
             raise MethodNotImplemented(f"content header for class {class_id}, which has none")
-        if weight != 0:
-            raise ProtocolSyntaxError(f"content header weight is {weight}, it must be 0")
-        return HeaderFrame(channel, body_size, spec.BasicProperties.decode(payload, 12))
+        raise ProtocolSyntaxError(f"content header weight is {weight}, it must be 0")
 
 
 _KNOWN_TYPES: Final = frozenset((1, 2, 3, 8))
