@@ -409,20 +409,37 @@ def encode_method_frame(channel_number: int, method: spec.Method) -> bytes:
     :raises TypeError, ValueError: for bad arguments (before anything is sent).
     """
     payload = method.encode()
-    return _FRAME_HEADER.pack(1, channel_number, len(payload)) + payload + b"\xce"
+    try:
+        return _FRAME_HEADER.pack(1, channel_number, len(payload)) + payload + b"\xce"
+    except struct.error:
+        raise _bad_channel(channel_number) from None
 
 
 def encode_header_frame(
     channel_number: int, body_size: int, properties: spec.BasicProperties | None
 ) -> bytes:
-    """One content header frame (class ``basic``), ready to write."""
+    """One content header frame (class ``basic``), ready to write.
+
+    :raises TypeError, ValueError: for bad arguments.
+    """
     props = _EMPTY_PROPERTIES if properties is None else properties.encode()
-    return (
-        _FRAME_HEADER.pack(2, channel_number, 12 + len(props))
-        + _CONTENT_HEADER.pack(_BASIC_CLASS_ID, 0, body_size)
-        + props
-        + b"\xce"
-    )
+    try:
+        header = _FRAME_HEADER.pack(2, channel_number, 12 + len(props))
+    except struct.error:
+        raise _bad_channel(channel_number) from None
+    try:
+        return header + _CONTENT_HEADER.pack(_BASIC_CLASS_ID, 0, body_size) + props + b"\xce"
+    except struct.error:
+        raise ValueError(
+            f"body_size must be an int from 0 to 2**64-1, not {body_size!r}"
+        ) from None
+
+
+def _bad_channel(channel_number: object) -> Exception:
+    """The error for a channel number that does not fit the frame header."""
+    if not isinstance(channel_number, int):
+        return TypeError(f"channel_number must be an int, not {type(channel_number).__name__}")
+    return ValueError(f"channel_number must be from 0 to 65535, not {channel_number}")
 
 
 def _check_body(body: object) -> int:
@@ -440,6 +457,8 @@ def encode_body_frames(
     """
     size = _check_body(body)
     chunk = _check_frame_max(frame_max) - FRAME_OVERHEAD
+    if not (isinstance(channel_number, int) and 0 <= channel_number <= 65535):
+        raise _bad_channel(channel_number)
     view = memoryview(body).cast("B")
     pieces: list[bytes | memoryview] = []
     for start in range(0, size, chunk):
@@ -467,6 +486,8 @@ def encode_message(
     :returns: one buffer holding every frame of the message.
     :raises TypeError, ValueError: for bad arguments.
     """
+    if not method.has_content:
+        raise ValueError(f"{method.NAME} carries no content; use encode_method_frame")
     payload = method.encode()
     props = _EMPTY_PROPERTIES if properties is None else properties.encode()
     if type(body) is bytes:
@@ -474,14 +495,19 @@ def encode_message(
     else:
         size = _check_body(body)
         body = memoryview(body).cast("B")
-    head = (
-        _FRAME_HEADER.pack(1, channel_number, len(payload))
-        + payload
-        + _END_AND_CONTENT_HEADER.pack(
-            FRAME_END, 2, channel_number, 12 + len(props), _BASIC_CLASS_ID, 0, size
+    if frame_max < FRAME_MIN_SIZE:
+        _check_frame_max(frame_max)
+    try:
+        head = (
+            _FRAME_HEADER.pack(1, channel_number, len(payload))
+            + payload
+            + _END_AND_CONTENT_HEADER.pack(
+                FRAME_END, 2, channel_number, 12 + len(props), _BASIC_CLASS_ID, 0, size
+            )
+            + props
         )
-        + props
-    )
+    except struct.error:
+        raise _bad_channel(channel_number) from None
     if not size:
         return head + b"\xce"
     chunk = frame_max - FRAME_OVERHEAD

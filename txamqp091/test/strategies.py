@@ -214,6 +214,12 @@ def expected_decoded(value: Any) -> Any:
         if value.tzinfo is not None:
             value = value.astimezone(timezone.utc).replace(tzinfo=None)
         return value
+    if isinstance(value, Decimal):
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and exponent > 0:
+            # 1E+2 travels as unscaled 100, scale 0.
+            return Decimal(int(value))
+        return value
     if isinstance(value, (list, tuple)):
         return [expected_decoded(item) for item in value]
     if isinstance(value, Mapping):
