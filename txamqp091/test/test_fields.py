@@ -74,7 +74,7 @@ def nested_tables(levels: int) -> dict[str, Any]:
     """``levels`` tables nested in each other; the innermost is empty."""
     table: dict[str, Any] = {}
     for _ in range(levels - 1):
-        table = {"a": table}
+        table = {"k": table}
     return table
 
 
@@ -365,7 +365,7 @@ class LayoutTests(SynchronousTestCase):
         cases: list[tuple[Any, bytes]] = [
             # 2 bytes of key + 'I' + 4 bytes = 7.
             ({"a": 1}, b"\x00\x00\x00\x07\x01aI\x00\x00\x00\x01"),
-            ({"b": True}, b"\x00\x00\x00\x03\x01bt\x01"),
+            ({"b": True}, b"\x00\x00\x00\x04\x01bt\x01"),
             ({"s": "hi"}, b"\x00\x00\x00\x09\x01sS\x00\x00\x00\x02hi"),
             ({"v": None}, b"\x00\x00\x00\x03\x01vV"),
             ({"t": {"u": None}}, b"\x00\x00\x00\x0a\x01tF\x00\x00\x00\x03\x01uV"),
