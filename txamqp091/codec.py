@@ -286,7 +286,7 @@ class FrameDecoder:
         """How many bytes of an incomplete frame are held."""
         return len(self._buffer)
 
-    def feed(self, data: bytes) -> list[Frame]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         """Take received bytes; return the frames they complete, in order.
 
         :raises InvalidFrameError: 501, see the module documentation.
@@ -495,7 +495,7 @@ def encode_message(
     else:
         size = _check_body(body)
         body = memoryview(body).cast("B")
-    if frame_max < FRAME_MIN_SIZE:
+    if not FRAME_MIN_SIZE <= frame_max <= FRAME_MAX_LIMIT:
         _check_frame_max(frame_max)
     try:
         head = (

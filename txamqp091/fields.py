@@ -172,7 +172,7 @@ class LongStr(bytes):
 
 
 def _short_key(key: object) -> bytes:
-    if type(key) is str:
+    if isinstance(key, str):
         try:
             raw = key.encode()
         except UnicodeEncodeError:
@@ -359,10 +359,10 @@ def encode_table(table: Mapping[str, Any] | None, depth: int = 0) -> bytes:
             raise UnsupportedAMQPFieldException(
                 f"a field table must be a mapping, not {type(table).__name__}"
             )
-    if not table:
-        return _EMPTY_TABLE
     if depth >= MAX_NESTING_DEPTH:
         raise ValueError(f"field tables nest deeper than {MAX_NESTING_DEPTH} levels")
+    if not table:
+        return _EMPTY_TABLE
     parts = []
     for key, value in table.items():
         # Inline the common cases (str keys; int and str values); the rest go
@@ -499,7 +499,7 @@ def decode_value(data: bytes, offset: int, depth: int = 0) -> tuple[Any, int]:
         ) from None
     try:
         return decoder(data, offset + 1, depth)
-    except struct.error:
+    except (struct.error, IndexError):
         raise InvalidFrameError(
             f"field value of type {chr(data[offset])!r} is truncated"
         ) from None

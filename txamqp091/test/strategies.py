@@ -137,7 +137,7 @@ def _wrapped() -> st.SearchStrategy[Any]:
     )
 
 
-def _scalars(*, pika_compatible: bool) -> st.SearchStrategy[Any]:
+def _scalars(*, pika_compatible: bool, lossless: bool) -> st.SearchStrategy[Any]:
     base: list[st.SearchStrategy[Any]] = [
         st.booleans(),
         _ints(),
@@ -149,16 +149,21 @@ def _scalars(*, pika_compatible: bool) -> st.SearchStrategy[Any]:
     ]
     if not pika_compatible:
         # pika decodes 'f' and 'd' to int, and has no wrappers.
-        base.append(st.floats())
-        base.append(_wrapped())
+        base.append(st.floats(allow_nan=not lossless))
+        if not lossless:
+            base.append(_wrapped())
     return st.one_of(base)
 
 
-def field_values(*, pika_compatible: bool = False, max_leaves: int = 12) -> st.SearchStrategy[Any]:
+def field_values(
+    *, pika_compatible: bool = False, lossless: bool = False, max_leaves: int = 12
+) -> st.SearchStrategy[Any]:
     """Any field value, nested tables and arrays included (depth bounded by ``max_leaves``).
 
     :param pika_compatible: only values that pika 1.4 encodes and decodes the
         same way as we do (no floats, wrappers, tuples or non-UTF-8 keys).
+    :param lossless: only values that decode to an equal value of the same
+        type (no wrappers, tuples or nan), so that ``==`` holds after a round trip.
     """
     keys = field_keys(non_utf8=not pika_compatible)
 
@@ -167,20 +172,21 @@ def field_values(*, pika_compatible: bool = False, max_leaves: int = 12) -> st.S
             st.lists(children, max_size=4),
             st.dictionaries(keys, children, max_size=4),
         ]
-        if not pika_compatible:
+        if not (pika_compatible or lossless):
             containers.append(st.lists(children, max_size=3).map(tuple))
         return st.one_of(containers)
 
-    return st.recursive(_scalars(pika_compatible=pika_compatible), extend, max_leaves=max_leaves)
+    scalars = _scalars(pika_compatible=pika_compatible, lossless=lossless)
+    return st.recursive(scalars, extend, max_leaves=max_leaves)
 
 
 def field_tables(
-    *, pika_compatible: bool = False, max_size: int = 5
+    *, pika_compatible: bool = False, lossless: bool = False, max_size: int = 5
 ) -> st.SearchStrategy[dict[str, Any]]:
-    """Field tables (``dict``), with nested values."""
+    """Field tables (``dict``), with nested values (see :func:`field_values`)."""
     return st.dictionaries(
         field_keys(non_utf8=not pika_compatible),
-        field_values(pika_compatible=pika_compatible, max_leaves=6),
+        field_values(pika_compatible=pika_compatible, lossless=lossless, max_leaves=6),
         max_size=max_size,
     )
 
@@ -251,10 +257,11 @@ def typed(value: Any) -> Any:
 
 
 def values_for_kind(kind: str, *, pika_compatible: bool = False) -> st.SearchStrategy[Any]:
-    """Valid values of one spec field kind, that decode back to themselves.
+    """Valid values of one spec field kind, that decode back to equal values of
+    the same type.
 
     Long strings are ``bytes`` (they decode to ``bytes``); short strings are
-    ``str``.
+    ``str``; tables hold only lossless values.
     """
     if kind == "octet":
         return st.integers(0, 2**8 - 1)
@@ -271,7 +278,7 @@ def values_for_kind(kind: str, *, pika_compatible: bool = False) -> st.SearchStr
     if kind == "longstr":
         return st.binary(max_size=300)
     if kind == "table":
-        return field_tables(pika_compatible=pika_compatible)
+        return field_tables(pika_compatible=pika_compatible, lossless=True)
     raise AssertionError(f"unknown field kind {kind!r}")
 
 

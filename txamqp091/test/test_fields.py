@@ -451,12 +451,21 @@ class EncodeErrorTests(SynchronousTestCase):
         self.assertRaises(UnsupportedAMQPFieldException, encode_table, {1: 2})
         self.assertRaises(UnsupportedAMQPFieldException, encode_table, {None: 2})
 
+    def test_str_subclass_keys(self) -> None:
+        """Keys that are str subclasses (StrEnum members, say) encode like str,
+        as str subclasses do as values (and as pika accepts them)."""
+
+        class Key(str):
+            pass
+
+        expected = b"\x00\x00\x00\x07\x01kI\x00\x00\x00\x01"
+        self.assertEqual(encode_table({Key("k"): 1}), expected)
+        self.assertEqual(encode_table({Key("é"): None}), b"\x00\x00\x00\x04\x02\xc3\xa9V")
+
     def test_key_too_long(self) -> None:
         """A key longer than 255 bytes raises ShortStringTooLong, counting UTF-8
         bytes, not characters; 255 bytes are fine."""
-        self.assertEqual(
-            decode_table(encode_table({"k" * 255: 1}), 0)[0], {"k" * 255: 1}
-        )
+        self.assertEqual(decode_table(encode_table({"k" * 255: 1}), 0)[0], {"k" * 255: 1})
         self.assertRaises(ShortStringTooLong, encode_table, {"k" * 256: 1})
         self.assertRaises(ShortStringTooLong, encode_table, {"é" * 128: 1})
         self.assertRaises(ShortStringTooLong, encode_table, {"k": {"k" * 256: 1}})
@@ -513,7 +522,9 @@ class DecodeErrorTests(SynchronousTestCase):
 
     def assert_syntax_error(self, data: bytes, offset: int = 0) -> ProtocolSyntaxError:
         """decode_table(data) raises a ProtocolSyntaxError; return it."""
-        return self.assertRaises(ProtocolSyntaxError, decode_table, data, offset)
+        exc = self.assertRaises(ProtocolSyntaxError, decode_table, data, offset)
+        assert isinstance(exc, ProtocolSyntaxError)
+        return exc
 
     @settings(max_examples=60, deadline=None)
     @given(s.field_tables(max_size=4).filter(bool))
@@ -676,9 +687,11 @@ class FieldCodecTests(SynchronousTestCase):
     """The generic per-field codec (the spec's validating slow path)."""
 
     @settings(max_examples=200, deadline=None)
-    @given(st.sampled_from([k for k in s.FIELD_KINDS if k != "bit"]).flatmap(
-        lambda kind: st.tuples(st.just(kind), s.values_for_kind(kind))
-    ))
+    @given(
+        st.sampled_from([k for k in s.FIELD_KINDS if k != "bit"]).flatmap(
+            lambda kind: st.tuples(st.just(kind), s.values_for_kind(kind))
+        )
+    )
     def test_round_trip(self, case: tuple[str, Any]) -> None:
         """Every field kind round trips through encode_field/decode_field."""
         kind, value = case
@@ -768,7 +781,9 @@ class FieldCodecTests(SynchronousTestCase):
             ("table", b"\x00\x00\x00\x05\x01aV"),
         ]
         for kind, data in cases:
-            exc = self.assertRaises(ProtocolSyntaxError, decode_field, kind, "M.field_name", data, 0)
+            exc = self.assertRaises(
+                ProtocolSyntaxError, decode_field, kind, "M.field_name", data, 0
+            )
             self.assertIn("field_name", str(exc))
         exc = self.assertRaises(ProtocolSyntaxError, decode_fields, "M", [("flag", "bit")], b"", 0)
         self.assertIn("flag", str(exc))
