@@ -45,9 +45,11 @@ here (:func:`encode_table`, :func:`decode_table`, the type wrappers).
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Sequence
-from typing import Final, NoReturn, TypeAlias
+from types import ModuleType
+from typing import Final, NoReturn, Protocol, TypeAlias
 
 from txamqp091 import spec
 from txamqp091.exceptions import (
@@ -76,6 +78,7 @@ from txamqp091.fields import (
 )
 
 __all__ = [
+    "ACCELERATED",
     "FRAME_END",
     "FRAME_OVERHEAD",
     "HEARTBEAT_FRAME",
@@ -260,16 +263,26 @@ class FrameDecoder:
     :param frame_max: the largest frame accepted, header and frame-end included
         (the negotiated ``frame_max``; it may be changed later through the
         :attr:`frame_max` attribute, e.g. after Connection.Tune).
+    :param accelerated: use the C accelerator (``True``), the pure-Python
+        decoder (``False``), or whichever is available (``None``, the default).
+        Both behave identically; see :data:`ACCELERATED`.
     """
 
-    __slots__ = ("_buffer", "_frame_max", "_max_payload", "_need")
-
-    def __init__(self, frame_max: int = spec.FRAME_MAX_SIZE) -> None:
+    def __init__(
+        self, frame_max: int = spec.FRAME_MAX_SIZE, *, accelerated: bool | None = None
+    ) -> None:
         self._frame_max = _check_frame_max(frame_max)
         self._max_payload = frame_max - FRAME_OVERHEAD
         self._buffer = bytearray()
         # How many buffered bytes the next frame needs before it can be decoded.
         self._need = 7
+        if accelerated and _speedups is None:
+            raise RuntimeError(f"the C accelerator is not available: {_SPEEDUPS_ABSENT}")
+        self._impl = None
+        if _speedups is not None and accelerated is not False:
+            self._impl = _speedups.FrameDecoder(self._max_payload)
+            # The C decoder's feed replaces the Python one on this instance.
+            self.feed = self._impl.feed  # type: ignore[method-assign]
 
     @property
     def frame_max(self) -> int:
@@ -280,10 +293,19 @@ class FrameDecoder:
     def frame_max(self, value: int) -> None:
         self._frame_max = _check_frame_max(value)
         self._max_payload = value - FRAME_OVERHEAD
+        if self._impl is not None:
+            self._impl.max_payload = self._max_payload
+
+    @property
+    def accelerated(self) -> bool:
+        """Whether this decoder runs on the C accelerator."""
+        return self._impl is not None
 
     @property
     def buffered(self) -> int:
         """How many bytes of an incomplete frame are held."""
+        if self._impl is not None:
+            return int(self._impl.buffered)
         return len(self._buffer)
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
@@ -545,3 +567,64 @@ def encode_frames(frames: Sequence[Frame], frame_max: int = spec.FRAME_MAX_SIZE)
         else:
             out.append(HEARTBEAT_FRAME)
     return b"".join(out)
+
+
+# --------------------------------------------------------------------------
+# The optional C accelerator (txamqp091/_speedups.c). It decodes and encodes
+# the common cases and hands anything unusual to the Python code above, which
+# stays the one definition of behaviour. TXAMQP091_PURE_PYTHON=1 disables it.
+
+
+class _EncodeMessage(Protocol):
+    def __call__(
+        self,
+        channel_number: int,
+        method: spec.Method,
+        properties: spec.BasicProperties | None,
+        body: bytes | bytearray | memoryview,
+        frame_max: int = ...,
+    ) -> bytes: ...
+
+
+class _EncodeMethodFrame(Protocol):
+    def __call__(self, channel_number: int, method: spec.Method) -> bytes: ...
+
+
+def _diagnose(data: bytes, max_payload: int) -> None:
+    """Raise the pure decoder's error for ``data``, which starts with a bad frame."""
+    FrameDecoder(max_payload + FRAME_OVERHEAD, accelerated=False).feed(data)
+
+
+def _load_speedups() -> tuple[ModuleType | None, str]:
+    if os.environ.get("TXAMQP091_PURE_PYTHON"):
+        return None, "disabled by TXAMQP091_PURE_PYTHON"
+    try:
+        from txamqp091 import _speedups as module  # type: ignore[attr-defined]
+    except ImportError as exc:  # pragma: no cover - depends on the build
+        return None, f"not built ({exc})"
+    module.configure(
+        MethodFrame,
+        HeaderFrame,
+        BodyFrame,
+        _HEARTBEAT,
+        spec.methods,
+        spec.BasicProperties,
+        decode_value,
+        encode_value,
+        _diagnose,
+        encode_message,
+        encode_method_frame,
+    )
+    return module, ""
+
+
+_speedups, _SPEEDUPS_ABSENT = _load_speedups()
+#: Whether the C accelerator is in use (it is optional; behaviour is the same).
+ACCELERATED: Final = _speedups is not None
+
+#: The pure-Python encoders, which the accelerated ones fall back to.
+pure_encode_message: _EncodeMessage = encode_message
+pure_encode_method_frame: _EncodeMethodFrame = encode_method_frame
+if _speedups is not None:
+    encode_message = _speedups.encode_message
+    encode_method_frame = _speedups.encode_method_frame
