@@ -19,8 +19,9 @@ __all__ = ["Class", "Method", "Properties"]
 #: Exceptions on which the generated fast encoders retry through the slow path,
 #: which raises a precise error naming the field (or encodes a rare valid input).
 _ENCODE_ERRORS = (struct.error, AttributeError, TypeError, ValueError, OverflowError)
-#: Exceptions on which the generated fast decoders retry through the slow path.
-_DECODE_ERRORS = (struct.error, IndexError, UnicodeDecodeError)
+#: Exceptions on which the generated fast decoders retry through the slow path
+#: (which also names the field in errors raised by the table decoder).
+_DECODE_ERRORS = (struct.error, IndexError, UnicodeDecodeError, ProtocolSyntaxError)
 
 _U16 = struct.Struct(">H")
 _IDS = struct.Struct(">HH")

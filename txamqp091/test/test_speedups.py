@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import tracemalloc
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from hypothesis import given, settings
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from txamqp091 import codec, spec
+from txamqp091.exceptions import InvalidFrameError
 from txamqp091.test.strategies import basic_properties, frame_streams, methods
 
 EXAMPLES = settings(max_examples=150, deadline=None)
@@ -157,8 +159,8 @@ class SameResultsTests(SynchronousTestCase):
             (1, publish, spec.BasicProperties(timestamp=-1), b""),
         ]
         for args in cases:
-            fast = outcome(lambda args=args: codec.encode_message(*args))
-            pure = outcome(lambda args=args: codec.pure_encode_message(*args))
+            fast = outcome(partial(codec.encode_message, *args))
+            pure = outcome(partial(codec.pure_encode_message, *args))
             self.assertEqual(fast[0], "error", args)
             self.assertEqual(fast, pure, args)
 
@@ -223,7 +225,7 @@ class NoLeakTests(SynchronousTestCase):
         def fail() -> None:
             try:
                 codec.FrameDecoder().feed(bytes(bad))
-            except codec.InvalidFrameError:
+            except InvalidFrameError:
                 pass
 
         self.assertNoGrowth(fail)
