@@ -17,6 +17,9 @@ noise hits both alike; the best round of each is reported, with the ratio
 Usage::
 
     python benchmarks/codec.py [-n ITERATIONS] [--rounds R]
+
+Set ``TXAMQP091_PURE_PYTHON=1`` to measure the pure-Python codec instead of the
+C accelerator.
 """
 
 from __future__ import annotations
@@ -116,6 +119,8 @@ def main() -> None:
     check_same_bytes()
     mine, pikas = ours(), theirs()
     per_round = max(1, args.iterations // args.rounds)
+    kind = "C accelerator" if codec.ACCELERATED else "pure Python (TXAMQP091_PURE_PYTHON)"
+    print(f"txamqp091 codec: {kind}")
     print(
         f"{args.iterations:,} messages per scenario and codec, in {args.rounds} alternating "
         "rounds; best round shown"
