@@ -240,11 +240,11 @@ class ConnectionWrongStateError(AMQPConnectionError):
         )
 
 
-class ConnectionClosed(AMQPConnectionError):
-    """The connection was closed with ``Connection.Close``.
+class _ClosedWithReply(Exception):
+    """A close carrying ``(reply_code, reply_text)``; shared by connection and channel.
 
-    :param reply_code: the AMQP reply code carried by ``Connection.Close``.
-    :param reply_text: the human-readable text carried by ``Connection.Close``.
+    :param reply_code: the AMQP reply code carried by the ``Close`` method.
+    :param reply_text: the human-readable text carried by the ``Close`` method.
     """
 
     def __init__(self, reply_code: int, reply_text: str) -> None:
@@ -255,21 +255,23 @@ class ConnectionClosed(AMQPConnectionError):
 
     @property
     def reply_code(self) -> int:
-        """The AMQP reply code given when the connection was closed.
-
-        :returns: the reply code, e.g. ``320`` for ``CONNECTION_FORCED``.
-        """
+        """The AMQP reply code given with the close, e.g. ``404`` for ``NOT_FOUND``."""
         code: int = self.args[0]
         return code
 
     @property
     def reply_text(self) -> str:
-        """The reply text given when the connection was closed.
-
-        :returns: the human-readable explanation sent with the reply code.
-        """
+        """The human-readable explanation sent with the reply code."""
         text: str = self.args[1]
         return text
+
+
+class ConnectionClosed(_ClosedWithReply, AMQPConnectionError):
+    """The connection was closed with ``Connection.Close``.
+
+    :param reply_code: the AMQP reply code carried by ``Connection.Close``.
+    :param reply_text: the human-readable text carried by ``Connection.Close``.
+    """
 
 
 class ConnectionClosedByBroker(ConnectionClosed):
@@ -308,36 +310,12 @@ class ChannelWrongStateError(AMQPChannelError):
     """The channel is not in a state that allows the requested operation."""
 
 
-class ChannelClosed(AMQPChannelError):
+class ChannelClosed(_ClosedWithReply, AMQPChannelError):
     """The channel was closed, by the client or by the broker.
 
     :param reply_code: the AMQP reply code carried by ``Channel.Close``.
     :param reply_text: the human-readable text carried by ``Channel.Close``.
     """
-
-    def __init__(self, reply_code: int, reply_text: str) -> None:
-        super().__init__(int(reply_code), str(reply_text))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}: ({self.reply_code}) {self.reply_text!r}"
-
-    @property
-    def reply_code(self) -> int:
-        """The AMQP reply code given when the channel was closed.
-
-        :returns: the reply code, e.g. ``404`` for ``NOT_FOUND``.
-        """
-        code: int = self.args[0]
-        return code
-
-    @property
-    def reply_text(self) -> str:
-        """The reply text given when the channel was closed.
-
-        :returns: the human-readable explanation sent with the reply code.
-        """
-        text: str = self.args[1]
-        return text
 
 
 class ChannelClosedByBroker(ChannelClosed):

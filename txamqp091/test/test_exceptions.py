@@ -40,11 +40,12 @@ def _pika_classes() -> dict[str, type[BaseException]]:
 
 
 def _our_classes() -> dict[str, type[BaseException]]:
-    """Return every exception class txamqp091.exceptions defines, by name."""
+    """Return every public exception class txamqp091.exceptions defines, by name."""
     return {
         name: value
         for name, value in vars(exc).items()
-        if inspect.isclass(value)
+        if not name.startswith("_")
+        and inspect.isclass(value)
         and issubclass(value, BaseException)
         and value.__module__ == exc.__name__
     }
