@@ -5,7 +5,10 @@ Usage::
 
     python tools/gen_spec.py [--spec PATH] [--output PATH] [--check]
 
-``--check`` regenerates in memory and exits 1 if the committed file differs.
+The spec is read from ``../shared/spec/amqp-rabbitmq-0.9.1.json`` when the checkout
+sits beside ``shared/``, else from the copy in ``tools/``. ``--check`` regenerates in
+memory and exits 1 if the committed file differs (or if the copy in ``tools/`` differs
+from the shared spec).
 
 The generated module is typed (``mypy --strict``) and fast: every method and
 the content properties get straight-line encode/decode code over precompiled
@@ -28,7 +31,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SPEC = ROOT.parent / "shared" / "spec" / "amqp-rabbitmq-0.9.1.json"
+#: The spec as the project receives it, when this checkout sits beside ``shared/``.
+SHARED_SPEC = ROOT.parent / "shared" / "spec" / "amqp-rabbitmq-0.9.1.json"
+#: A copy kept in the repository, so that a clone anywhere can regenerate and check;
+#: ``--check`` fails if it differs from the shared one.
+VENDORED_SPEC = ROOT / "tools" / "amqp-rabbitmq-0.9.1.json"
+DEFAULT_SPEC = SHARED_SPEC if SHARED_SPEC.exists() else VENDORED_SPEC
 DEFAULT_OUTPUT = ROOT / "txamqp091" / "spec.py"
 
 STRUCT_CODES = {"octet": "B", "short": "H", "long": "I", "longlong": "Q", "timestamp": "Q"}
@@ -862,6 +870,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     source = format_source(generate(load(args.spec)))
     if args.check:
+        if SHARED_SPEC.exists() and SHARED_SPEC.read_bytes() != VENDORED_SPEC.read_bytes():
+            print(
+                f"gen_spec: {VENDORED_SPEC} differs from {SHARED_SPEC}; copy the shared one over",
+                file=sys.stderr,
+            )
+            return 1
         current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
         if current != source:
             print(

@@ -103,7 +103,8 @@ typedef struct {
     PyObject *names[16];       /* attribute names (properties) */
 } Layout;
 
-static PyObject *layouts;      /* dict: class -> capsule(Layout) */
+static PyObject *layouts;      /* dict: method class -> capsule(Layout); methods only */
+static Layout *props_layout;   /* BasicProperties' layout */
 
 static int
 kind_of(PyObject *name)
@@ -145,7 +146,8 @@ int_attr(PyObject *cls, const char *name, int *out)
 static Layout *
 get_layout(PyObject *cls, int is_method)
 {
-    PyObject *capsule = PyDict_GetItemWithError(layouts, cls);
+    if (!is_method && props_layout != NULL) return props_layout;
+    PyObject *capsule = is_method ? PyDict_GetItemWithError(layouts, cls) : NULL;
     if (capsule != NULL)
         return PyCapsule_GetPointer(capsule, "txamqp091.layout");
     if (PyErr_Occurred()) return NULL;
@@ -178,6 +180,10 @@ get_layout(PyObject *cls, int is_method)
         if (int_attr(cls, "METHOD_ID", &layout->method_id) < 0) goto fail;
     }
     Py_DECREF(fields);
+    if (!is_method) {
+        props_layout = layout;   /* kept for the life of the process */
+        return layout;
+    }
     capsule = PyCapsule_New(layout, "txamqp091.layout", layout_free);
     if (capsule == NULL) {
         for (int i = 0; i < layout->nfields; i++) Py_XDECREF(layout->names[i]);
@@ -251,7 +257,7 @@ decode_value(const unsigned char *p, Py_ssize_t len, Py_ssize_t *pos,
     case 'S':
         if (o + 4 > len) break;
         n = rd32(p + o);
-        if ((Py_ssize_t)n > len - o - 4) break;
+        if ((uint64_t)n > (uint64_t)(len - o - 4)) break;
         value = PyUnicode_DecodeUTF8((const char *)p + o + 4, n, NULL);
         if (value == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return NULL;
@@ -262,7 +268,7 @@ decode_value(const unsigned char *p, Py_ssize_t len, Py_ssize_t *pos,
     case 'x':
         if (o + 4 > len) break;
         n = rd32(p + o);
-        if ((Py_ssize_t)n > len - o - 4) break;
+        if ((uint64_t)n > (uint64_t)(len - o - 4)) break;
         *pos = o + 4 + n; return PyBytes_FromStringAndSize((const char *)p + o + 4, n);
     case 'V':
         *pos = o; Py_RETURN_NONE;
@@ -272,7 +278,7 @@ decode_value(const unsigned char *p, Py_ssize_t len, Py_ssize_t *pos,
     case 'A': {
         if (depth >= MAX_DEPTH || o + 4 > len) break;
         n = rd32(p + o);
-        if ((Py_ssize_t)n > len - o - 4) break;
+        if ((uint64_t)n > (uint64_t)(len - o - 4)) break;
         Py_ssize_t end = o + 4 + n;
         Py_ssize_t q = o + 4;
         PyObject *list = PyList_New(0);
@@ -287,23 +293,26 @@ decode_value(const unsigned char *p, Py_ssize_t len, Py_ssize_t *pos,
         *pos = end; return list;
     }
     case 'D': case 'T': {
-        /* Rare: let Python build the Decimal / datetime (and judge the value). */
-        PyObject *chunk = PyBytes_FromStringAndSize((const char *)p, len);
+        /* Rare: let Python build the Decimal / datetime (and judge the value).
+         * Hand it only this value's bytes (its letter and at most 8 more), so
+         * that many such values cost linear time. */
+        Py_ssize_t start = *pos, avail = len - start < 9 ? len - start : 9;
+        PyObject *chunk = PyBytes_FromStringAndSize((const char *)p + start, avail);
         if (chunk == NULL) return NULL;
-        PyObject *result = PyObject_CallFunction(PyDecodeValue, "Onn", chunk, *pos,
-                                                 (Py_ssize_t)depth);
+        PyObject *result = PyObject_CallFunction(PyDecodeValue, "Oin", chunk, 0, (Py_ssize_t)depth);
         Py_DECREF(chunk);
         if (result == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception)) return NULL;
             PyErr_Clear();
             break;
         }
         if (!PyTuple_Check(result) || PyTuple_GET_SIZE(result) != 2) { Py_DECREF(result); break; }
         value = PyTuple_GET_ITEM(result, 0);
-        Py_ssize_t next = PyLong_AsSsize_t(PyTuple_GET_ITEM(result, 1));
-        if (next < 0 || next > len) { PyErr_Clear(); Py_DECREF(result); break; }
+        Py_ssize_t used = PyLong_AsSsize_t(PyTuple_GET_ITEM(result, 1));
+        if (used <= 0 || used > avail) { PyErr_Clear(); Py_DECREF(result); break; }
         Py_INCREF(value);
         Py_DECREF(result);
-        *pos = next; return value;
+        *pos = start + used; return value;
     }
     default:
         break;
@@ -319,7 +328,7 @@ decode_table(const unsigned char *p, Py_ssize_t len, Py_ssize_t *pos,
     Py_ssize_t o = *pos;
     if (depth >= MAX_DEPTH || o + 4 > len) { *fallback = 1; return NULL; }
     uint32_t n = rd32(p + o);
-    if ((Py_ssize_t)n > len - o - 4) { *fallback = 1; return NULL; }
+    if ((uint64_t)n > (uint64_t)(len - o - 4)) { *fallback = 1; return NULL; }
     Py_ssize_t end = o + 4 + n;
     o += 4;
     PyObject *table = PyDict_New();
@@ -388,7 +397,7 @@ decode_field(int kind, const unsigned char *p, Py_ssize_t len,
     case K_LONGSTR:
         if (o + 4 > len) break;
         n = rd32(p + o);
-        if ((Py_ssize_t)n > len - o - 4) break;
+        if ((uint64_t)n > (uint64_t)(len - o - 4)) break;
         *pos = o + 4 + n; return PyBytes_FromStringAndSize((const char *)p + o + 4, n);
     case K_TABLE:
         return decode_table(p, len, pos, 0, fallback);
@@ -494,8 +503,8 @@ fail:
 typedef struct {
     PyObject_HEAD
     PyObject *buffer;          /* bytearray holding an incomplete frame */
-    Py_ssize_t need;
-    Py_ssize_t max_payload;
+    uint64_t need;             /* bytes the next frame needs before decoding */
+    uint64_t max_payload;
 } Decoder;
 
 static void
@@ -508,8 +517,8 @@ Decoder_dealloc(Decoder *self)
 static int
 Decoder_init(Decoder *self, PyObject *args, PyObject *kwds)
 {
-    Py_ssize_t max_payload;
-    if (!PyArg_ParseTuple(args, "n", &max_payload)) return -1;
+    unsigned long long max_payload;
+    if (!PyArg_ParseTuple(args, "K", &max_payload)) return -1;
     if (!configured) { PyErr_SetString(PyExc_RuntimeError, "_speedups is not configured"); return -1; }
     Py_XSETREF(self->buffer, PyByteArray_FromStringAndSize(NULL, 0));
     if (self->buffer == NULL) return -1;
@@ -530,11 +539,11 @@ new_frame(PyObject *cls, Py_ssize_t off_channel, PyObject *channel)
 
 /* Let the pure decoder raise its error for the bytes from the bad frame on. */
 static PyObject *
-diagnose(const unsigned char *p, Py_ssize_t len, Py_ssize_t max_payload)
+diagnose(const unsigned char *p, Py_ssize_t len, uint64_t max_payload)
 {
     PyObject *rest = PyBytes_FromStringAndSize((const char *)p, len);
     if (rest == NULL) return NULL;
-    PyObject *result = PyObject_CallFunction(Diagnose, "On", rest, max_payload);
+    PyObject *result = PyObject_CallFunction(Diagnose, "OK", rest, (unsigned long long)max_payload);
     Py_DECREF(rest);
     Py_XDECREF(result);
     if (!PyErr_Occurred())
@@ -546,6 +555,10 @@ static PyObject *
 Decoder_feed(Decoder *self, PyObject *arg)
 {
     PyObject *data;
+    if (self->buffer == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "FrameDecoder.__init__ was not called");
+        return NULL;
+    }
     if (PyBytes_CheckExact(arg)) {
         data = arg;
         Py_INCREF(data);
@@ -559,12 +572,12 @@ Decoder_feed(Decoder *self, PyObject *arg)
         memcpy(PyByteArray_AS_STRING(self->buffer) + buffered, PyBytes_AS_STRING(data),
                PyBytes_GET_SIZE(data));
         Py_DECREF(data);
-        if (PyByteArray_GET_SIZE(self->buffer) < self->need) return PyList_New(0);
+        if ((uint64_t)PyByteArray_GET_SIZE(self->buffer) < self->need) return PyList_New(0);
         data = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(self->buffer),
                                          PyByteArray_GET_SIZE(self->buffer));
         if (data == NULL) return NULL;
         if (PyByteArray_Resize(self->buffer, 0) < 0) goto error;
-    } else if (PyBytes_GET_SIZE(data) < self->need) {
+    } else if ((uint64_t)PyBytes_GET_SIZE(data) < self->need) {
         if (PyByteArray_Resize(self->buffer, PyBytes_GET_SIZE(data)) < 0) goto error;
         memcpy(PyByteArray_AS_STRING(self->buffer), PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data));
         Py_DECREF(data);
@@ -579,13 +592,13 @@ Decoder_feed(Decoder *self, PyObject *arg)
         unsigned char type = p[pos];
         uint16_t channel = rd16(p + pos + 1);
         uint32_t size = rd32(p + pos + 3);
-        if ((Py_ssize_t)size > self->max_payload) goto bad;
-        Py_ssize_t end = pos + 7 + size;
-        if (end >= length) {
+        if ((uint64_t)size > self->max_payload) goto bad;
+        if ((uint64_t)pos + 7 + size >= (uint64_t)length) {
             if (type != 1 && type != 2 && type != 3 && type != 8) goto bad;
-            self->need = end + 1 - pos;
+            self->need = (uint64_t)size + 8;
             break;
         }
+        Py_ssize_t end = pos + 7 + (Py_ssize_t)size;   /* < length, so it fits */
         if (p[end] != FRAME_END) goto bad;
         const unsigned char *payload = p + pos + 7;
         PyObject *frame = NULL, *ch;
@@ -663,23 +676,24 @@ error:
 static PyObject *
 Decoder_get_buffered(Decoder *self, void *closure)
 {
-    return PyLong_FromSsize_t(PyByteArray_GET_SIZE(self->buffer));
+    return PyLong_FromSsize_t(self->buffer ? PyByteArray_GET_SIZE(self->buffer) : 0);
 }
 
 static PyObject *
 Decoder_get_max_payload(Decoder *self, void *closure)
 {
-    return PyLong_FromSsize_t(self->max_payload);
+    return PyLong_FromUnsignedLongLong(self->max_payload);
 }
 
 static int
 Decoder_set_max_payload(Decoder *self, PyObject *value, void *closure)
 {
-    Py_ssize_t v = value ? PyLong_AsSsize_t(value) : -1;
-    if (v < 0) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "max_payload must be >= 0");
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "max_payload cannot be deleted");
         return -1;
     }
+    unsigned long long v = PyLong_AsUnsignedLongLong(value);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) return -1;
     self->max_payload = v;
     return 0;
 }
@@ -749,6 +763,17 @@ buf_byte(Buf *b, unsigned char c)
 }
 
 static int encode_table(Buf *b, PyObject *table, int depth);
+
+/* After a failed call into Python while encoding: fall back (1) for ordinary
+ * exceptions, which the pure encoder will raise again precisely; propagate
+ * (-1) the others (KeyboardInterrupt, SystemExit). */
+static int
+fall_back_or_raise(void)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
+    PyErr_Clear();
+    return 1;
+}
 
 static int
 put_shortstr(Buf *b, PyObject *value)
@@ -832,7 +857,7 @@ encode_value(Buf *b, PyObject *value, int depth)
     }
     /* Decimal, datetime, wrappers, subclasses: Python decides. */
     PyObject *encoded = PyObject_CallFunction(PyEncodeValue, "Oi", value, depth);
-    if (encoded == NULL) { PyErr_Clear(); return 1; }
+    if (encoded == NULL) return fall_back_or_raise();
     int rc = PyBytes_Check(encoded)
         ? buf_put(b, PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded)) : 1;
     Py_DECREF(encoded);
@@ -872,7 +897,7 @@ put_uint(Buf *b, PyObject *value, int size)
 {
     if (!PyLong_Check(value)) return 1;
     unsigned long long v = PyLong_AsUnsignedLongLong(value);
-    if (v == (unsigned long long)-1 && PyErr_Occurred()) { PyErr_Clear(); return 1; }
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) return fall_back_or_raise();
     unsigned char tmp[8];
     switch (size) {
     case 1: if (v > 0xFF) return 1; tmp[0] = (unsigned char)v; break;
@@ -926,14 +951,20 @@ encode_method(Buf *b, PyObject *method, Layout *layout)
         if (value == NULL) return 1;   /* unset slot: Python raises */
         if (layout->kinds[i] == K_BIT) {
             if (bit == 8) { if (buf_byte(b, bits) < 0) return -1; bit = 0; bits = 0; }
+            Py_INCREF(value);
             int truth = PyObject_IsTrue(value);
-            if (truth < 0) { PyErr_Clear(); return 1; }
+            Py_DECREF(value);
+            if (truth < 0) return fall_back_or_raise();
             if (truth) bits |= (unsigned char)(1 << bit);
             bit++;
             continue;
         }
         if (bit) { if (buf_byte(b, bits) < 0) return -1; bit = 0; bits = 0; }
+        /* Python code run while encoding (a value's __index__, say) may
+         * replace the slot: hold our own reference meanwhile. */
+        Py_INCREF(value);
         int rc = encode_field(b, layout->kinds[i], value);
+        Py_DECREF(value);
         if (rc) return rc;
     }
     if (bit && buf_byte(b, bits) < 0) return -1;
@@ -953,7 +984,7 @@ encode_properties(Buf *b, PyObject *props)
     uint32_t flags = 0;
     for (int i = 0; i < layout->nfields; i++) {
         PyObject *value = PyObject_GetAttr(props, layout->names[i]);
-        if (value == NULL) { PyErr_Clear(); return 1; }
+        if (value == NULL) return fall_back_or_raise();
         if (value != Py_None) {
             flags |= 1u << (15 - i);
             int rc = encode_field(b, layout->kinds[i], value);
@@ -995,6 +1026,7 @@ fallback_call(PyObject *func, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 c_encode_method_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
+    if (!configured) { PyErr_SetString(PyExc_RuntimeError, "_speedups is not configured"); return NULL; }
     if (nargs != 2) return fallback_call(PyEncodeMethod, args, nargs);
     long channel = PyLong_CheckExact(args[0]) ? PyLong_AsLong(args[0]) : -1;
     if (channel < 0 || channel > 0xFFFF) { PyErr_Clear(); return fallback_call(PyEncodeMethod, args, nargs); }
@@ -1021,6 +1053,7 @@ c_encode_method_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 c_encode_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    if (!configured) { PyErr_SetString(PyExc_RuntimeError, "_speedups is not configured"); return NULL; }
     if (kwnames != NULL || nargs < 4 || nargs > 5) goto slow;
     long channel = PyLong_CheckExact(args[0]) ? PyLong_AsLong(args[0]) : -1;
     if (channel < 0 || channel > 0xFFFF) { PyErr_Clear(); goto slow; }
@@ -1089,6 +1122,11 @@ static PyObject *
 c_configure(PyObject *module, PyObject *args)
 {
     PyObject *mf, *hf, *bf, *hb, *methods, *props, *dv, *ev, *diag, *em, *emf;
+    if (configured) {
+        /* Layouts and borrowed pointers must stay valid: configure only once. */
+        PyErr_SetString(PyExc_RuntimeError, "_speedups is already configured");
+        return NULL;
+    }
     if (!PyArg_ParseTuple(args, "OOOOO!OOOOOO", &mf, &hf, &bf, &hb, &PyDict_Type, &methods,
                           &props, &dv, &ev, &diag, &em, &emf))
         return NULL;
@@ -1106,7 +1144,6 @@ c_configure(PyObject *module, PyObject *args)
     KEEP(PyDecodeValue, dv); KEEP(PyEncodeValue, ev); KEEP(Diagnose, diag);
     KEEP(PyEncodeMessage, em); KEEP(PyEncodeMethod, emf);
 #undef KEEP
-    PyDict_Clear(layouts);
     configured = 1;
     Py_RETURN_NONE;
 }

@@ -281,8 +281,9 @@ class FrameDecoder:
         self._impl = None
         if _speedups is not None and accelerated is not False:
             self._impl = _speedups.FrameDecoder(self._max_payload)
-            # The C decoder's feed replaces the Python one on this instance.
-            self.feed = self._impl.feed  # type: ignore[method-assign]
+            if type(self).feed is FrameDecoder.feed:
+                # Skip the Python layer: the C decoder's feed serves this instance.
+                self.feed = self._impl.feed  # type: ignore[method-assign]
 
     @property
     def frame_max(self) -> int:
@@ -316,8 +317,11 @@ class FrameDecoder:
         :raises MethodNotImplemented: 540.
         :raises IncompatibleProtocolError: the server sent a protocol header.
         """
+        if self._impl is not None:  # a subclass calling up to this feed
+            frames: list[Frame] = self._impl.feed(data)
+            return frames
         if type(data) is not bytes:
-            data = bytes(data)
+            data = bytes(memoryview(data))
         buffer = self._buffer
         if buffer:
             buffer += data
@@ -328,7 +332,7 @@ class FrameDecoder:
         elif len(data) < self._need:
             buffer += data
             return []
-        frames: list[Frame] = []
+        frames = []
         append = frames.append
         unpack_header = _FRAME_HEADER.unpack_from
         unpack_index = _INDEX.unpack_from

@@ -489,19 +489,24 @@ class EncodeErrorTests(SynchronousTestCase):
         """Whatever nesting encode_table/encode_value accepts, decode_table and
         decode_value accept too (the limit is the same both ways, including
         for an empty innermost table)."""
+        accepted = 0
         for levels in range(MAX_NESTING_DEPTH - 2, MAX_NESTING_DEPTH + 3):
             for value in (nested_tables(levels), {"k": nested_arrays(levels)}):
                 try:
                     data = encode_table(value)
                 except ValueError:
                     continue
+                accepted += 1
                 decoded, _ = decode_table(data, 0)
                 self.assertEqual(decoded, value)
             try:
                 data = encode_value(nested_arrays(levels))
             except ValueError:
                 continue
+            accepted += 1
             self.assertEqual(decode_value(data, 0)[0], nested_arrays(levels))
+        # The levels just under the limit must have been accepted, both shapes.
+        self.assertGreaterEqual(accepted, 6)
 
     def test_nesting_limit(self) -> None:
         """MAX_NESTING_DEPTH nested tables encode; deeper non-empty nesting raises
