@@ -536,23 +536,15 @@ def encode_message(
         raise _bad_channel(channel_number) from None
     if not size:
         return head + b"\xce"
-    chunk = frame_max - FRAME_OVERHEAD
-    if size <= chunk:
+    if size <= frame_max - FRAME_OVERHEAD:
+        # The common case: one body frame, its header joined to the frame end before it.
         return b"".join(
             (head, _END_AND_FRAME.pack(FRAME_END, 3, channel_number, size), body, b"\xce")
         )
-    chunk = _check_frame_max(frame_max) - FRAME_OVERHEAD
-    pieces: list[bytes | memoryview] = [head]
-    view = memoryview(body)
-    for start in range(0, size, chunk):
-        part = view[start : start + chunk]
-        pieces.append(_END_AND_FRAME.pack(FRAME_END, 3, channel_number, len(part)))
-        pieces.append(part)
-    pieces.append(b"\xce")
-    return b"".join(pieces)
+    return b"".join([head, b"\xce", *encode_body_frames(channel_number, body, frame_max)])
 
 
-def encode_frames(frames: Sequence[Frame], frame_max: int = spec.FRAME_MAX_SIZE) -> bytes:
+def encode_frames(frames: Sequence[Frame]) -> bytes:
     """Encode decoded frames back to bytes (used by tests and tools)."""
     out: list[bytes] = []
     for frame in frames:
