@@ -44,6 +44,7 @@ __all__ = [
     "AMQPHeartbeatTimeout",
     "AMQPTLSError",
     "AMQPTimeoutError",
+    "AccessRefused",
     "AuthenticationError",
     "BodyTooLongError",
     "ChannelAlreadyClosing",
@@ -81,6 +82,7 @@ __all__ = [
     "UnroutableError",
     "UnspportedAMQPFieldException",
     "UnsupportedAMQPFieldException",
+    "VirtualHostAccessRefused",
 ]
 
 
@@ -276,6 +278,25 @@ class ConnectionClosed(_ClosedWithReply, AMQPConnectionError):
 
 class ConnectionClosedByBroker(ConnectionClosed):
     """The broker closed the connection with ``Connection.Close``."""
+
+
+class AccessRefused(ConnectionClosedByBroker, ProbableAuthenticationError):
+    """The broker refused the login (``Connection.Close`` 403 during authentication).
+
+    RabbitMQ sends this to clients announcing the
+    ``authentication_failure_close`` capability, as txamqp091 does.  It is
+    both a :class:`ConnectionClosedByBroker` (what pika raises) and a
+    :class:`ProbableAuthenticationError`.  This is a txamqp091 addition.
+    """
+
+
+class VirtualHostAccessRefused(ConnectionClosedByBroker, ProbableAccessDeniedError):
+    """The broker refused to open the virtual host (``Connection.Close`` 530 or 403).
+
+    Raised when the virtual host does not exist or the user may not use it.
+    It is both a :class:`ConnectionClosedByBroker` and a
+    :class:`ProbableAccessDeniedError`.  This is a txamqp091 addition.
+    """
 
 
 class ConnectionClosedByClient(ConnectionClosed):

@@ -1,0 +1,1051 @@
+"""Channel: AMQP channel operations as Deferreds.
+
+Rules:
+
+* Every synchronous method (``queue_declare``, ``basic_qos``…) is an RPC.
+  RPCs are serialised per channel: one is on the wire at a time, the others
+  wait in order.  Each RPC fires with the broker's reply frame (a
+  :class:`~txamqp091.codec.MethodFrame`: ``result.method.queue``…).
+* Arguments are encoded when the method is called, so a bad argument raises
+  :class:`TypeError` / :class:`ValueError` before anything is written, even
+  for an RPC that waits its turn.
+* Each RPC has a timeout (the connection's ``rpc_timeout``).  When it
+  expires the Deferred fails with
+  :class:`~txamqp091.exceptions.AMQPTimeoutError`; the channel can no longer
+  tell which reply belongs to which request, so it is closed.
+* Cancelling an RPC's Deferred that is still waiting its turn removes it
+  without a trace; cancelling one already sent fails it with
+  :class:`~twisted.internet.defer.CancelledError` and drops the reply when it
+  comes (a cancelled ``basic_consume`` is cancelled on the broker too).
+* In confirm mode each ``basic_publish`` returns a Deferred that settles
+  exactly once: ``Basic.Ack`` → the ack method; ``Basic.Nack`` →
+  :class:`~txamqp091.exceptions.NackError`; ``Basic.Return`` then ack →
+  :class:`~txamqp091.exceptions.UnroutableError`; channel or connection
+  closing → that error.  A return is matched to the oldest unconfirmed
+  mandatory publish with the same exchange and routing key (RabbitMQ routes
+  a channel's messages in order and sends the return before the ack).
+* Whatever closes the channel fails every pending Deferred once and closes
+  consumer queues; later calls raise
+  :class:`~txamqp091.exceptions.ChannelWrongStateError`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+
+from txamqp091 import codec, spec
+from txamqp091.exceptions import (
+    AMQPTimeoutError,
+    BodyTooLongError,
+    ChannelClosedByBroker,
+    ChannelClosedByClient,
+    ChannelWrongStateError,
+    ConsumerCancelled,
+    DuplicateConsumerTag,
+    NackError,
+    UnexpectedFrameError,
+    UnroutableError,
+)
+from txamqp091.message import (
+    PUBLISHED,
+    ConsumerQueue,
+    PublishedMessage,
+    ReceivedMessage,
+    ReturnedMessage,
+)
+
+if TYPE_CHECKING:
+    from txamqp091.protocol import AMQPProtocol
+
+__all__ = ["Channel", "MessageCallback"]
+
+_log = Logger()
+
+#: ``on_message_callback(channel, method, properties, body)``.
+MessageCallback = Callable[["Channel", spec.Method, spec.BasicProperties, bytes], object]
+
+_OPENING: Final = "opening"
+_OPEN: Final = "open"
+_CLOSING: Final = "closing"
+_CLOSED: Final = "closed"
+
+_MethodFrame = codec.MethodFrame
+_HeaderFrame = codec.HeaderFrame
+_BodyFrame = codec.BodyFrame
+_Publish = spec.Basic.Publish
+_encode_message = codec.encode_message
+_encode_method_frame = codec.encode_method_frame
+_Deliver = spec.Basic.Deliver
+_Ack = spec.Basic.Ack
+_EMPTY = b""
+
+
+def _check_str(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    return value
+
+
+def _check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
+    return value
+
+
+def _check_table(value: object, name: str) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict or None, not {type(value).__name__}")
+    return value
+
+
+class _Rpc:
+    """One synchronous request: its encoded frame, expected replies and Deferred."""
+
+    __slots__ = ("abandoned", "data", "deferred", "on_reply", "on_send", "replies", "timer")
+
+    def __init__(
+        self,
+        data: bytes,
+        replies: tuple[type[spec.Method], ...],
+        deferred: Deferred[Any] | None,
+        on_reply: Callable[[_MethodFrame], Any] | None,
+    ) -> None:
+        self.data = data
+        self.replies = replies
+        self.deferred = deferred  # None for a queued plain write (publish behind a select)
+        self.on_reply = on_reply
+        self.on_send: Callable[[], None] | None = None
+        self.abandoned = False
+        self.timer: IDelayedCall | None = None
+
+
+class Channel:
+    """An AMQP channel; every operation returns a Deferred.
+
+    Obtain one with :meth:`AMQPProtocol.channel() <txamqp091.protocol.AMQPProtocol.channel>`.
+    Names and arguments follow pika's ``Channel`` without the ``callback``
+    arguments.
+    """
+
+    def __init__(self, connection: AMQPProtocol, channel_number: int) -> None:
+        #: The connection this channel belongs to.
+        self.connection = connection
+        #: This channel's number.
+        self.channel_number = channel_number
+        self._state = _OPENING
+        self._reason: Exception | None = None
+        self._queue: deque[_Rpc] = deque()
+        self._current: _Rpc | None = None
+        self._consumers: dict[str, MessageCallback | ConsumerQueue] = {}
+        self._close_callbacks: list[Callable[[Channel, Exception], object]] = []
+        self._return_callbacks: list[
+            Callable[[Channel, spec.Method, spec.BasicProperties, bytes], object]
+        ] = []
+        self._cancel_callbacks: list[Callable[[_MethodFrame], object]] = []
+        self._flow_callbacks: list[Callable[[bool], object]] = []
+        self._close_deferreds: list[Deferred[Exception]] = []
+        # Content being assembled: method, properties, remaining size, parts.
+        self._content_method: spec.Method | None = None
+        self._content_props: spec.BasicProperties | None = None
+        self._remaining = 0
+        self._parts: list[bytes] = []
+        # Publisher confirms.
+        self._confirming = False
+        self._select_queued = False
+        self._publish_seq = 0
+        self._unconfirmed: dict[int, tuple[Deferred[spec.Method], PublishedMessage]] = {}
+        self._returned: dict[int, ReturnedMessage] = {}
+        #: Whether the broker asked us to stop publishing (``Channel.Flow``).
+        self.flow_active = True
+
+    def __repr__(self) -> str:
+        return f"<Channel {self.channel_number} {self._state}>"
+
+    # ------------------------------------------------------------------
+    # State
+    # ------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        """``True`` between ``OpenOk`` and the start of closing."""
+        return self._state is _OPEN
+
+    @property
+    def is_closing(self) -> bool:
+        """``True`` while the close handshake is in progress."""
+        return self._state is _CLOSING
+
+    @property
+    def is_closed(self) -> bool:
+        """``True`` once the channel is closed."""
+        return self._state is _CLOSED
+
+    @property
+    def close_reason(self) -> Exception | None:
+        """Why the channel closed, or ``None`` while it is not closed."""
+        return self._reason if self._state is _CLOSED else None
+
+    @property
+    def consumer_tags(self) -> list[str]:
+        """Tags of the consumers active on this channel."""
+        return list(self._consumers)
+
+    @property
+    def confirming(self) -> bool:
+        """Whether the channel is in publisher-confirm mode."""
+        return self._confirming or self._select_queued
+
+    @property
+    def unconfirmed_count(self) -> int:
+        """How many confirmed-mode publishes await the broker's ack or nack."""
+        return len(self._unconfirmed)
+
+    def add_on_close_callback(self, callback: Callable[[Channel, Exception], object]) -> None:
+        """Call ``callback(channel, reason)`` once, when the channel closes."""
+        self._close_callbacks.append(callback)
+
+    def add_on_return_callback(
+        self, callback: Callable[[Channel, spec.Method, spec.BasicProperties, bytes], object]
+    ) -> None:
+        """Call ``callback(channel, method, properties, body)`` for each ``Basic.Return``."""
+        self._return_callbacks.append(callback)
+
+    def add_on_cancel_callback(self, callback: Callable[[_MethodFrame], object]) -> None:
+        """Call ``callback(method_frame)`` when the broker cancels a consumer."""
+        self._cancel_callbacks.append(callback)
+
+    def add_on_flow_callback(self, callback: Callable[[bool], object]) -> None:
+        """Call ``callback(active)`` when the broker sends ``Channel.Flow``."""
+        self._flow_callbacks.append(callback)
+
+    def when_closed(self) -> Deferred[Exception]:
+        """A Deferred that fires (never fails) with the reason the channel closed."""
+        d: Deferred[Exception] = Deferred()
+        if self._state is _CLOSED:
+            assert self._reason is not None
+            d.callback(self._reason)
+        else:
+            self._close_deferreds.append(d)
+        return d
+
+    def _check_open(self) -> None:
+        if self._state is not _OPEN:
+            if self._reason is not None:
+                raise ChannelWrongStateError(f"channel {self.channel_number} is closed") from (
+                    self._reason
+                )
+            raise ChannelWrongStateError(f"channel {self.channel_number} is {self._state}")
+
+    # ------------------------------------------------------------------
+    # RPC machinery
+    # ------------------------------------------------------------------
+
+    def _make_rpc(
+        self,
+        method: spec.Method,
+        on_reply: Callable[[_MethodFrame], Any] | None,
+        *,
+        check: bool = True,
+    ) -> _Rpc:
+        if check:
+            self._check_open()
+        data = _encode_method_frame(self.channel_number, method)
+        rpc = _Rpc(data, tuple(method.valid_responses), None, on_reply)
+        rpc.deferred = Deferred(lambda _: self._cancel_rpc(rpc))
+        return rpc
+
+    def _submit(self, rpc: _Rpc) -> None:
+        if self._current is None and not self._queue:
+            self._send_rpc(rpc)
+        else:
+            self._queue.append(rpc)
+
+    def _rpc(
+        self,
+        method: spec.Method,
+        on_reply: Callable[[_MethodFrame], Any] | None = None,
+        *,
+        check: bool = True,
+    ) -> Deferred[Any]:
+        rpc = self._make_rpc(method, on_reply, check=check)
+        self._submit(rpc)
+        assert rpc.deferred is not None
+        return rpc.deferred
+
+    def _send_rpc(self, rpc: _Rpc) -> None:
+        self._current = rpc
+        if rpc.on_send is not None:
+            rpc.on_send()
+        self.connection._write(rpc.data)
+        timeout = self.connection.rpc_timeout
+        if timeout is not None and timeout > 0:
+            rpc.timer = self.connection.clock.callLater(timeout, self._rpc_timed_out, rpc)
+
+    def _next_rpc(self) -> None:
+        self._current = None
+        queue = self._queue
+        while queue and self._state is not _CLOSED:
+            rpc = queue.popleft()
+            if rpc.deferred is None:  # a publish queued behind Confirm.Select
+                self.connection._write(rpc.data)
+                continue
+            self._send_rpc(rpc)
+            return
+
+    def _cancel_rpc(self, rpc: _Rpc) -> None:
+        if rpc is self._current or rpc.on_send is not None:
+            rpc.abandoned = True
+        elif rpc in self._queue:
+            self._queue.remove(rpc)
+
+    def _rpc_timed_out(self, rpc: _Rpc) -> None:
+        rpc.timer = None
+        timeout = self.connection.rpc_timeout
+        exc = AMQPTimeoutError(f"no reply to {self._rpc_name(rpc)} within {timeout} s")
+        if not rpc.abandoned and rpc.deferred is not None and not rpc.deferred.called:
+            rpc.abandoned = True
+            rpc.deferred.errback(exc)
+        # Replies can no longer be matched to requests: close the channel.
+        self._local_close(exc, send_close=True)
+
+    @staticmethod
+    def _rpc_name(rpc: _Rpc) -> str:
+        class_id, method_id = (
+            int.from_bytes(rpc.data[7:9], "big"),
+            int.from_bytes(rpc.data[9:11], "big"),
+        )
+        cls = spec.methods.get((class_id << 16) | method_id)
+        return cls.NAME if cls is not None else "RPC"
+
+    def _on_reply(self, frame: _MethodFrame, result: Any = None) -> None:
+        rpc = self._current
+        assert rpc is not None
+        if rpc.timer is not None:
+            rpc.timer.cancel()
+            rpc.timer = None
+        if rpc.on_reply is not None:
+            try:
+                value = rpc.on_reply(frame) if result is None else result
+            except Exception as exc:
+                value = exc
+        else:
+            value = frame if result is None else result
+        self._next_rpc()
+        d = rpc.deferred
+        if rpc.abandoned or d is None or d.called:
+            return
+        if isinstance(value, Exception):
+            d.errback(value)
+        else:
+            d.callback(value)
+
+    # ------------------------------------------------------------------
+    # Opening and closing
+    # ------------------------------------------------------------------
+
+    def _open(self) -> Deferred[Channel]:
+        def opened(_: _MethodFrame) -> Channel:
+            self._state = _OPEN
+            return self
+
+        return self._rpc(spec.Channel.Open(), opened, check=False)
+
+    def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> Deferred[None]:
+        """Close the channel.
+
+        Pending RPCs and unconfirmed publishes fail with
+        :class:`~txamqp091.exceptions.ChannelClosedByClient`; consumer queues end.
+
+        :param reply_code: the code sent in ``Channel.Close``.
+        :param reply_text: the text sent in ``Channel.Close``.
+        :returns: a Deferred firing when ``Channel.CloseOk`` arrives.
+        :raises ChannelWrongStateError: if the channel is closing or closed.
+        """
+        if isinstance(reply_code, bool) or not isinstance(reply_code, int):
+            raise TypeError(f"reply_code must be an int, not {reply_code!r}")
+        _check_str(reply_text, "reply_text")
+        if self._state in (_CLOSING, _CLOSED):
+            raise ChannelWrongStateError(f"channel {self.channel_number} is {self._state}")
+        done = self.when_closed().addCallback(lambda _: None)
+        self._local_close(ChannelClosedByClient(reply_code, reply_text), send_close=True)
+        return done
+
+    def _local_close(self, reason: Exception, *, send_close: bool) -> None:
+        """Start closing from our side: fail everything, send Channel.Close."""
+        if self._state in (_CLOSING, _CLOSED):
+            return
+        self._state = _CLOSING
+        self._reason = reason
+        self._fail_pending(reason)
+        if send_close:
+            code, text = (
+                (reason.reply_code, reason.reply_text)
+                if isinstance(reason, ChannelClosedByClient)
+                else (200, f"closing after error: {reason}"[:255])
+            )
+            self.connection._write(
+                _encode_method_frame(self.channel_number, spec.Channel.Close(code, text, 0, 0))
+            )
+
+    def _fail_pending(self, reason: Exception) -> None:
+        current, self._current = self._current, None
+        queued, self._queue = list(self._queue), deque()
+        if current is not None:
+            if current.timer is not None:
+                current.timer.cancel()
+                current.timer = None
+            queued.insert(0, current)
+            if current.abandoned:
+                queued.pop(0)
+        for rpc in queued:
+            if rpc.timer is not None:
+                rpc.timer.cancel()
+            if rpc.deferred is not None and not rpc.deferred.called:
+                rpc.deferred.errback(reason)
+        unconfirmed, self._unconfirmed = self._unconfirmed, {}
+        self._returned.clear()
+        for d, _msg in unconfirmed.values():
+            d.errback(reason)
+        consumers, self._consumers = self._consumers, {}
+        for consumer in consumers.values():
+            if isinstance(consumer, ConsumerQueue):
+                consumer.close(None if isinstance(reason, ChannelClosedByClient) else reason)
+        self._content_method = self._content_props = None
+        self._parts = []
+
+    def _finish_close(self, reason: Exception | None = None) -> None:
+        """The channel is closed: fail what is pending, then tell the listeners."""
+        if self._state is _CLOSED:
+            return
+        if reason is not None:
+            self._reason = reason
+        assert self._reason is not None
+        self._state = _CLOSED
+        self.connection._forget_channel(self.channel_number)
+        reason = self._reason
+        self._fail_pending(reason)
+        for cb in self._close_callbacks:
+            try:
+                cb(self, reason)
+            except Exception:
+                _log.failure("channel on-close callback {cb!r} failed", cb=cb)
+        waiters, self._close_deferreds = self._close_deferreds, []
+        for d in waiters:
+            d.callback(reason)
+
+    def _on_connection_closed(self, reason: Exception) -> None:
+        """The connection is gone: fail everything with its reason."""
+        keep = self._state is _CLOSING and self._reason is not None
+        self._finish_close(None if keep else reason)
+
+    # ------------------------------------------------------------------
+    # Incoming frames
+    # ------------------------------------------------------------------
+
+    def _on_frame(self, frame: codec.Frame) -> None:
+        kind = type(frame)
+        if self._state is _CLOSING:
+            if kind is _MethodFrame:
+                method = frame.method  # type: ignore[union-attr]
+                if type(method) is spec.Channel.CloseOk:
+                    self._finish_close()
+                elif type(method) is spec.Channel.Close:
+                    self.connection._write(
+                        _encode_method_frame(self.channel_number, spec.Channel.CloseOk())
+                    )
+                    self._finish_close()
+            return
+        if kind is _MethodFrame:
+            if self._content_method is not None:
+                raise UnexpectedFrameError(
+                    f"method frame on channel {self.channel_number} while content was expected"
+                )
+            method = frame.method  # type: ignore[union-attr]
+            if method.has_content:
+                self._content_method = method
+                return
+            self._on_method(frame)  # type: ignore[arg-type]
+        elif kind is _HeaderFrame:
+            if self._content_method is None or self._content_props is not None:
+                raise UnexpectedFrameError(
+                    f"content header on channel {self.channel_number} without a method"
+                )
+            size = frame.body_size  # type: ignore[union-attr]
+            if size == 0:
+                method = self._content_method
+                self._content_method = None
+                self._on_content(method, frame.properties, _EMPTY)  # type: ignore[union-attr]
+                return
+            self._content_props = frame.properties  # type: ignore[union-attr]
+            self._remaining = size
+        elif kind is _BodyFrame:
+            props = self._content_props
+            if props is None:
+                raise UnexpectedFrameError(
+                    f"content body on channel {self.channel_number} without a header"
+                )
+            fragment = frame.fragment  # type: ignore[union-attr]
+            remaining = self._remaining - len(fragment)
+            if remaining > 0:
+                self._remaining = remaining
+                self._parts.append(fragment)
+                return
+            if remaining < 0:
+                raise BodyTooLongError(self._remaining + len(self._parts), self._remaining)
+            if self._parts:
+                self._parts.append(fragment)
+                body = _EMPTY.join(self._parts)
+                self._parts = []
+            else:
+                body = fragment
+            content_method = self._content_method
+            assert content_method is not None
+            self._content_method = self._content_props = None
+            self._on_content(content_method, props, body)
+        else:
+            raise UnexpectedFrameError(f"{frame!r} on channel {self.channel_number}")
+
+    def _on_content(self, method: spec.Method, props: spec.BasicProperties, body: bytes) -> None:
+        if type(method) is _Deliver:
+            consumer = self._consumers.get(method.consumer_tag)
+            if consumer is None:
+                _log.warn(
+                    "Delivery for unknown consumer {tag!r} on channel {n}; dropped",
+                    tag=method.consumer_tag,
+                    n=self.channel_number,
+                )
+            elif type(consumer) is ConsumerQueue:
+                consumer.put(ReceivedMessage(self, method, props, body))
+            else:
+                try:
+                    consumer(self, method, props, body)  # type: ignore[operator]
+                except Exception:
+                    _log.failure("on_message_callback {cb!r} failed", cb=consumer)
+        elif type(method) is spec.Basic.GetOk:
+            rpc = self._current
+            if rpc is None or spec.Basic.GetOk not in rpc.replies:
+                raise UnexpectedFrameError("Basic.GetOk without Basic.Get")
+            self._on_reply(
+                _MethodFrame(self.channel_number, method),
+                ReceivedMessage(self, method, props, body),
+            )
+        elif type(method) is spec.Basic.Return:
+            self._on_return(ReturnedMessage(method, props, body))
+        else:  # pragma: no cover - the codec only gives content to these three
+            raise UnexpectedFrameError(f"unexpected content for {method.NAME}")
+
+    def _on_method(self, frame: _MethodFrame) -> None:
+        method = frame.method
+        kind = type(method)
+        if kind is _Ack:
+            self._on_confirm(method.delivery_tag, method.multiple, None)  # type: ignore[attr-defined]
+            return
+        rpc = self._current
+        if rpc is not None and kind in rpc.replies:
+            self._on_reply(frame)
+            return
+        handler = _BROKER_METHODS.get(kind)
+        if handler is None:
+            raise UnexpectedFrameError(
+                f"unexpected {method.NAME} on channel {self.channel_number}"
+            )
+        handler(self, frame)
+
+    def _on_broker_close(self, frame: _MethodFrame) -> None:
+        method: Any = frame.method
+        reason = ChannelClosedByBroker(method.reply_code, method.reply_text)
+        self.connection._write(_encode_method_frame(self.channel_number, spec.Channel.CloseOk()))
+        self._finish_close(reason)
+
+    def _on_broker_cancel(self, frame: _MethodFrame) -> None:
+        method: Any = frame.method
+        tag = method.consumer_tag
+        consumer = self._consumers.pop(tag, None)
+        if not method.nowait:
+            self.connection._write(
+                _encode_method_frame(self.channel_number, spec.Basic.CancelOk(tag))
+            )
+        if isinstance(consumer, ConsumerQueue):
+            consumer.close(ConsumerCancelled(f"the broker cancelled consumer {tag!r}"))
+        for cb in list(self._cancel_callbacks):
+            try:
+                cb(frame)
+            except Exception:
+                _log.failure("on-cancel callback {cb!r} failed", cb=cb)
+
+    def _on_broker_flow(self, frame: _MethodFrame) -> None:
+        active = bool(frame.method.active)  # type: ignore[attr-defined]
+        self.flow_active = active
+        self.connection._write(
+            _encode_method_frame(self.channel_number, spec.Channel.FlowOk(active))
+        )
+        for cb in list(self._flow_callbacks):
+            try:
+                cb(active)
+            except Exception:
+                _log.failure("on-flow callback {cb!r} failed", cb=cb)
+
+    def _on_nack(self, frame: _MethodFrame) -> None:
+        method: Any = frame.method
+        self._on_confirm(method.delivery_tag, method.multiple, method)
+
+    def _on_return(self, message: ReturnedMessage) -> None:
+        if self._unconfirmed:
+            method: Any = message.method
+            for seq, (_d, published) in self._unconfirmed.items():
+                if (
+                    published.mandatory
+                    and seq not in self._returned
+                    and published.exchange == method.exchange
+                    and published.routing_key == method.routing_key
+                ):
+                    self._returned[seq] = message
+                    break
+        for cb in list(self._return_callbacks):
+            try:
+                cb(self, message.method, message.properties, message.body)
+            except Exception:
+                _log.failure("on-return callback {cb!r} failed", cb=cb)
+
+    def _on_confirm(self, tag: int, multiple: bool, nack: spec.Method | None) -> None:
+        unconfirmed = self._unconfirmed
+        if multiple:
+            settled = []
+            for seq in unconfirmed:
+                if seq > tag:
+                    break
+                settled.append(seq)
+        else:
+            settled = [tag] if tag in unconfirmed else []
+        for seq in settled:
+            d, published = unconfirmed.pop(seq)
+            if nack is not None:
+                self._returned.pop(seq, None)
+                d.errback(NackError([published]))
+            elif self._returned:
+                returned = self._returned.pop(seq, None)
+                if returned is not None:
+                    d.errback(UnroutableError([returned]))
+                else:
+                    d.callback(_Ack(seq, False))
+            else:
+                d.callback(_Ack(seq, False))
+
+    # ------------------------------------------------------------------
+    # Publishing
+    # ------------------------------------------------------------------
+
+    def basic_publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes | bytearray | memoryview | str,
+        properties: spec.BasicProperties | None = None,
+        mandatory: bool = False,
+    ) -> Deferred[Any]:
+        """Publish a message.
+
+        :param body: ``bytes``, ``bytearray``, ``memoryview`` or ``str`` (sent as UTF-8).
+        :returns: outside confirm mode, a shared already-fired Deferred (nothing
+            to wait for); in confirm mode, a Deferred that fires with the
+            ``Basic.Ack`` or fails with
+            :class:`~txamqp091.exceptions.NackError`,
+            :class:`~txamqp091.exceptions.UnroutableError` or the error that
+            closed the channel or connection.
+        :raises TypeError, ValueError: for bad arguments, before anything is sent.
+        :raises ChannelWrongStateError: if the channel is not open.
+        """
+        if self._state is not _OPEN:
+            self._check_open()
+        if type(body) is not bytes:
+            if isinstance(body, str):
+                body = body.encode("utf-8")
+            elif not isinstance(body, bytearray | memoryview):
+                raise TypeError(
+                    f"body must be bytes, bytearray, memoryview or str, not {type(body).__name__}"
+                )
+        if properties is not None and not isinstance(properties, spec.BasicProperties):
+            raise TypeError(
+                f"properties must be BasicProperties or None, not {type(properties).__name__}"
+            )
+        if type(mandatory) is not bool:
+            _check_bool(mandatory, "mandatory")
+        data = _encode_message(
+            self.channel_number,
+            _Publish(0, exchange, routing_key, mandatory, False),
+            properties,
+            body,
+            self.connection.frame_max,
+        )
+        if self._select_queued:
+            self._queue.append(_Rpc(data, (), None, None))
+        else:
+            self.connection._write(data, 3)
+        if not self._confirming and not self._select_queued:
+            return PUBLISHED
+        self._publish_seq += 1
+        d: Deferred[spec.Method] = Deferred()
+        self._unconfirmed[self._publish_seq] = (
+            d,
+            PublishedMessage(exchange, routing_key, body, properties, mandatory),
+        )
+        return d
+
+    def confirm_delivery(self) -> Deferred[_MethodFrame]:
+        """Turn on publisher confirms (``Confirm.Select``).
+
+        Publishes made after this call, even before the reply, are confirmed.
+        Cancelling the returned Deferred does not undo the request.
+
+        :returns: a Deferred firing with the ``Confirm.SelectOk`` frame.
+        """
+
+        def now_confirming() -> None:
+            self._confirming = True
+            self._select_queued = False
+
+        rpc = self._make_rpc(spec.Confirm.Select(False), None)
+        rpc.on_send = now_confirming
+        self._select_queued = True
+        self._submit(rpc)
+        assert rpc.deferred is not None
+        return rpc.deferred
+
+    # ------------------------------------------------------------------
+    # Consumers and acknowledgements
+    # ------------------------------------------------------------------
+
+    def basic_consume(
+        self,
+        queue: str,
+        on_message_callback: MessageCallback | None = None,
+        auto_ack: bool = False,
+        exclusive: bool = False,
+        consumer_tag: str | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> Deferred[Any]:
+        """Start a consumer.
+
+        :param on_message_callback: called as ``(channel, method, properties,
+            body)`` for each delivery; without one, deliveries go to a
+            :class:`~txamqp091.message.ConsumerQueue`.
+        :returns: a Deferred firing with the consumer tag when a callback is
+            given, else with ``(queue_object, consumer_tag)``.
+        :raises DuplicateConsumerTag: if *consumer_tag* is in use on this channel.
+        """
+        self._check_open()
+        _check_str(queue, "queue")
+        if on_message_callback is not None and not callable(on_message_callback):
+            raise TypeError("on_message_callback must be callable or None")
+        _check_bool(auto_ack, "auto_ack")
+        _check_bool(exclusive, "exclusive")
+        _check_table(arguments, "arguments")
+        if consumer_tag is None:
+            consumer_tag = f"ctag{self.channel_number}.{uuid.uuid4().hex}"
+        _check_str(consumer_tag, "consumer_tag")
+        if consumer_tag in self._consumers:
+            raise DuplicateConsumerTag(consumer_tag)
+        method = spec.Basic.Consume(
+            0, queue, consumer_tag, False, auto_ack, exclusive, False, arguments or {}
+        )
+        target: MessageCallback | ConsumerQueue = (
+            on_message_callback if on_message_callback is not None else ConsumerQueue(consumer_tag)
+        )
+        self._consumers[consumer_tag] = target
+        tag = consumer_tag
+
+        def consuming(frame: _MethodFrame) -> Any:
+            if isinstance(target, ConsumerQueue):
+                return (target, tag)
+            return tag
+
+        rpc = self._make_rpc(method, consuming)
+        self._submit(rpc)
+        d = rpc.deferred
+        assert d is not None
+
+        def failed(failure: Any) -> Any:
+            if self._consumers.get(tag) is target:
+                if failure.check(CancelledError) and rpc.abandoned:
+                    # Sent already: the broker will start it; cancel it there.
+                    self._abandon_consumer(tag)
+                else:
+                    del self._consumers[tag]
+            return failure
+
+        d.addErrback(failed)
+        return d
+
+    def _abandon_consumer(self, tag: str) -> None:
+        def cancelled(_: object) -> None:
+            self._consumers.pop(tag, None)
+
+        if self._state is _OPEN:
+            self._rpc(spec.Basic.Cancel(tag, False)).addBoth(cancelled)
+        else:
+            self._consumers.pop(tag, None)
+
+    def basic_cancel(self, consumer_tag: str = "") -> Deferred[_MethodFrame]:
+        """Cancel a consumer; its queue object (if any) ends quietly.
+
+        :returns: a Deferred firing with the ``Basic.CancelOk`` frame.
+        """
+        self._check_open()
+        _check_str(consumer_tag, "consumer_tag")
+
+        def cancelled(frame: _MethodFrame) -> _MethodFrame:
+            consumer = self._consumers.pop(consumer_tag, None)
+            if isinstance(consumer, ConsumerQueue):
+                consumer.close(None)
+            return frame
+
+        return self._rpc(spec.Basic.Cancel(consumer_tag, False), cancelled)
+
+    def basic_get(self, queue: str, auto_ack: bool = False) -> Deferred[ReceivedMessage | None]:
+        """Fetch one message.
+
+        :returns: a Deferred firing with a
+            :class:`~txamqp091.message.ReceivedMessage`, or ``None`` when the
+            queue is empty.
+        """
+        self._check_open()
+        _check_str(queue, "queue")
+        _check_bool(auto_ack, "auto_ack")
+
+        def got(frame: _MethodFrame) -> None:
+            return None  # Basic.GetEmpty; GetOk is answered with its content
+
+        return self._rpc(spec.Basic.Get(0, queue, auto_ack), got)
+
+    def _send_ack(self, method: spec.Method) -> None:
+        self._check_open()
+        self.connection._write(_encode_method_frame(self.channel_number, method))
+
+    def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
+        """Acknowledge one delivery, or all up to *delivery_tag* with *multiple*."""
+        self._send_ack(_Ack(delivery_tag, multiple))
+
+    def basic_nack(
+        self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True
+    ) -> None:
+        """Reject one or several deliveries, requeueing them by default."""
+        self._send_ack(spec.Basic.Nack(delivery_tag, multiple, requeue))
+
+    def basic_reject(self, delivery_tag: int = 0, requeue: bool = True) -> None:
+        """Reject one delivery, requeueing it by default."""
+        self._send_ack(spec.Basic.Reject(delivery_tag, requeue))
+
+    def basic_qos(
+        self, prefetch_size: int = 0, prefetch_count: int = 0, global_qos: bool = False
+    ) -> Deferred[_MethodFrame]:
+        """Set the prefetch window (per consumer, or per channel with *global_qos*)."""
+        _check_bool(global_qos, "global_qos")
+        return self._rpc(spec.Basic.Qos(prefetch_size, prefetch_count, global_qos))
+
+    def basic_recover(self, requeue: bool = False) -> Deferred[_MethodFrame]:
+        """Ask the broker to redeliver unacknowledged messages."""
+        _check_bool(requeue, "requeue")
+        return self._rpc(spec.Basic.Recover(requeue))
+
+    # ------------------------------------------------------------------
+    # Exchanges, queues, transactions, flow
+    # ------------------------------------------------------------------
+
+    def exchange_declare(
+        self,
+        exchange: str,
+        exchange_type: str = "direct",
+        passive: bool = False,
+        durable: bool = False,
+        auto_delete: bool = False,
+        internal: bool = False,
+        arguments: dict[str, Any] | None = None,
+    ) -> Deferred[_MethodFrame]:
+        """Declare an exchange; fires with the ``Exchange.DeclareOk`` frame."""
+        kind = getattr(exchange_type, "value", exchange_type)
+        _check_str(kind, "exchange_type")
+        for name, flag in (
+            ("passive", passive),
+            ("durable", durable),
+            ("auto_delete", auto_delete),
+            ("internal", internal),
+        ):
+            _check_bool(flag, name)
+        return self._rpc(
+            spec.Exchange.Declare(
+                0,
+                exchange,
+                kind,
+                passive,
+                durable,
+                auto_delete,
+                internal,
+                False,
+                _check_table(arguments, "arguments") or {},
+            )
+        )
+
+    def exchange_delete(
+        self, exchange: str | None = None, if_unused: bool = False
+    ) -> Deferred[_MethodFrame]:
+        """Delete an exchange; fires with the ``Exchange.DeleteOk`` frame."""
+        _check_bool(if_unused, "if_unused")
+        return self._rpc(spec.Exchange.Delete(0, exchange or "", if_unused, False))
+
+    def exchange_bind(
+        self,
+        destination: str,
+        source: str,
+        routing_key: str = "",
+        arguments: dict[str, Any] | None = None,
+    ) -> Deferred[_MethodFrame]:
+        """Bind exchange *destination* to *source*; fires with ``Exchange.BindOk``."""
+        return self._rpc(
+            spec.Exchange.Bind(
+                0,
+                destination,
+                source,
+                routing_key,
+                False,
+                _check_table(arguments, "arguments") or {},
+            )
+        )
+
+    def exchange_unbind(
+        self,
+        destination: str | None = None,
+        source: str | None = None,
+        routing_key: str = "",
+        arguments: dict[str, Any] | None = None,
+    ) -> Deferred[_MethodFrame]:
+        """Remove an exchange-to-exchange binding; fires with ``Exchange.UnbindOk``."""
+        return self._rpc(
+            spec.Exchange.Unbind(
+                0,
+                destination or "",
+                source or "",
+                routing_key,
+                False,
+                _check_table(arguments, "arguments") or {},
+            )
+        )
+
+    def queue_declare(
+        self,
+        queue: str,
+        passive: bool = False,
+        durable: bool = False,
+        exclusive: bool = False,
+        auto_delete: bool = False,
+        arguments: dict[str, Any] | None = None,
+    ) -> Deferred[_MethodFrame]:
+        """Declare a queue (``""`` for a server-named one).
+
+        :returns: a Deferred firing with the ``Queue.DeclareOk`` frame
+            (``result.method.queue``, ``.message_count``, ``.consumer_count``).
+        """
+        _check_str(queue, "queue")
+        for name, flag in (
+            ("passive", passive),
+            ("durable", durable),
+            ("exclusive", exclusive),
+            ("auto_delete", auto_delete),
+        ):
+            _check_bool(flag, name)
+        return self._rpc(
+            spec.Queue.Declare(
+                0,
+                queue,
+                passive,
+                durable,
+                exclusive,
+                auto_delete,
+                False,
+                _check_table(arguments, "arguments") or {},
+            )
+        )
+
+    def queue_bind(
+        self,
+        queue: str,
+        exchange: str,
+        routing_key: str | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> Deferred[_MethodFrame]:
+        """Bind a queue; *routing_key* defaults to the queue name (as pika does)."""
+        _check_str(queue, "queue")
+        return self._rpc(
+            spec.Queue.Bind(
+                0,
+                queue,
+                exchange,
+                queue if routing_key is None else routing_key,
+                False,
+                _check_table(arguments, "arguments") or {},
+            )
+        )
+
+    def queue_unbind(
+        self,
+        queue: str,
+        exchange: str | None = None,
+        routing_key: str | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> Deferred[_MethodFrame]:
+        """Remove a binding; *routing_key* defaults to the queue name."""
+        _check_str(queue, "queue")
+        return self._rpc(
+            spec.Queue.Unbind(
+                0,
+                queue,
+                exchange or "",
+                queue if routing_key is None else routing_key,
+                _check_table(arguments, "arguments") or {},
+            )
+        )
+
+    def queue_purge(self, queue: str) -> Deferred[_MethodFrame]:
+        """Remove every ready message; fires with ``Queue.PurgeOk`` (``message_count``)."""
+        _check_str(queue, "queue")
+        return self._rpc(spec.Queue.Purge(0, queue, False))
+
+    def queue_delete(
+        self, queue: str, if_unused: bool = False, if_empty: bool = False
+    ) -> Deferred[_MethodFrame]:
+        """Delete a queue; fires with ``Queue.DeleteOk`` (``message_count``)."""
+        _check_str(queue, "queue")
+        _check_bool(if_unused, "if_unused")
+        _check_bool(if_empty, "if_empty")
+        return self._rpc(spec.Queue.Delete(0, queue, if_unused, if_empty, False))
+
+    def tx_select(self) -> Deferred[_MethodFrame]:
+        """Use transactions on this channel; fires with ``Tx.SelectOk``."""
+        return self._rpc(spec.Tx.Select())
+
+    def tx_commit(self) -> Deferred[_MethodFrame]:
+        """Commit the current transaction; fires with ``Tx.CommitOk``."""
+        return self._rpc(spec.Tx.Commit())
+
+    def tx_rollback(self) -> Deferred[_MethodFrame]:
+        """Roll back the current transaction; fires with ``Tx.RollbackOk``."""
+        return self._rpc(spec.Tx.Rollback())
+
+    def flow(self, active: bool) -> Deferred[_MethodFrame]:
+        """Ask the broker to pause or resume deliveries; fires with ``Channel.FlowOk``."""
+        _check_bool(active, "active")
+        return self._rpc(spec.Channel.Flow(active))
+
+
+_BROKER_METHODS: Final[dict[type[spec.Method], Callable[[Channel, _MethodFrame], None]]] = {
+    spec.Channel.Close: Channel._on_broker_close,
+    spec.Basic.Cancel: Channel._on_broker_cancel,
+    spec.Channel.Flow: Channel._on_broker_flow,
+    spec.Basic.Nack: Channel._on_nack,
+}

@@ -1,0 +1,856 @@
+"""AMQPProtocol: one AMQP 0-9-1 connection as a Twisted protocol.
+
+The protocol is the core every face of txamqp091 shares.  It reaches the world
+only through its transport (``ITransport``) and a clock (``IReactorTime``); it
+never opens sockets and never imports a reactor.
+
+Rules, in the order the conversation happens:
+
+* ``connectionMade`` writes the protocol header and starts the
+  ``stack_timeout`` timer, which bounds the whole handshake.
+* ``Connection.Start`` → ``StartOk`` (client properties, SASL mechanism);
+  ``Secure`` → ``SecureOk``; ``Tune`` → ``TuneOk`` with pika's negotiation
+  rules (:func:`negotiate`, :func:`negotiate_heartbeat`) → ``Open``;
+  ``OpenOk`` fires :attr:`AMQPProtocol.ready`.
+* Heartbeats (when negotiated to ``H`` > 0 seconds): a heartbeat frame is sent
+  whenever nothing was sent for ``H / 2`` seconds; the peer is declared dead
+  when nothing at all was received for two of those intervals (``H``), as
+  RabbitMQ itself does, and the connection fails with
+  :class:`~txamqp091.exceptions.AMQPHeartbeatTimeout`.
+* ``Connection.Blocked`` starts the ``blocked_connection_timeout`` timer;
+  ``Unblocked`` stops it; expiry fails the connection with
+  :class:`~txamqp091.exceptions.ConnectionBlockedTimeout`.
+* A peer that violates the protocol (undecodable bytes, a frame out of order,
+  a frame for an unknown channel) gets ``Connection.Close`` with the reply
+  code of the error, and the connection fails with that error.
+* Whatever ends the connection, every pending Deferred on every channel fails
+  exactly once with the typed reason, and :meth:`AMQPProtocol.when_closed`
+  fires with it.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+from typing import Any, Final
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from txamqp091 import __version__, codec, spec
+from txamqp091.channel import Channel
+from txamqp091.exceptions import (
+    AccessRefused,
+    AMQPError,
+    AMQPHeartbeatTimeout,
+    AMQPTimeoutError,
+    AMQPTLSError,
+    AuthenticationError,
+    ConnectionBlockedTimeout,
+    ConnectionClosedByBroker,
+    ConnectionClosedByClient,
+    ConnectionOpenAborted,
+    ConnectionWrongStateError,
+    IncompatibleProtocolError,
+    InvalidChannelNumber,
+    MethodNotImplemented,
+    NoFreeChannels,
+    ProbableAccessDeniedError,
+    ProbableAuthenticationError,
+    ProtocolSyntaxError,
+    StreamLostError,
+    UnexpectedFrameError,
+    VirtualHostAccessRefused,
+)
+from txamqp091.parameters import ConnectionParameters, Parameters
+
+__all__ = [
+    "CLIENT_CAPABILITIES",
+    "DEFAULT_RPC_TIMEOUT",
+    "AMQPProtocol",
+    "negotiate",
+    "negotiate_heartbeat",
+]
+
+_log = Logger()
+
+#: Default time, in seconds, a synchronous channel or connection RPC may take.
+DEFAULT_RPC_TIMEOUT: Final = 30.0
+
+#: Capabilities announced to the broker in ``client_properties``.
+CLIENT_CAPABILITIES: Final = {
+    "authentication_failure_close": True,
+    "basic.nack": True,
+    "connection.blocked": True,
+    "consumer_cancel_notify": True,
+    "direct_reply_to": True,
+    "exchange_exchange_bindings": True,
+    "per_consumer_qos": True,
+    "publisher_confirms": True,
+}
+
+_CONNECTION_CLASS: Final = spec.Connection.INDEX
+
+# Connection states.
+_INIT: Final = "init"
+_HANDSHAKE: Final = "handshake"  # header sent, waiting for Start
+_AUTH: Final = "auth"  # StartOk sent, waiting for Secure or Tune
+_OPENING: Final = "opening"  # Open sent, waiting for OpenOk
+_OPEN: Final = "open"
+_CLOSING: Final = "closing"
+_CLOSED: Final = "closed"
+
+_CODEC_ERRORS: Final = (ProtocolSyntaxError, MethodNotImplemented, IncompatibleProtocolError)
+
+
+def negotiate(client: int | None, server: int | None) -> int:
+    """Negotiate ``channel_max`` or ``frame_max`` as pika does.
+
+    Zero (or ``None``) means "no limit" on either side, so the other side's
+    value wins; otherwise the smaller value wins.
+
+    :param client: the value the client asked for.
+    :param server: the value the broker proposed in ``Connection.Tune``.
+    :returns: the value to send in ``Connection.TuneOk``.
+    """
+    client = client or 0
+    server = server or 0
+    if client == 0 or server == 0:
+        return max(client, server)
+    return min(client, server)
+
+
+def negotiate_heartbeat(connection: object, client: Any, server: int) -> int:
+    """Negotiate the heartbeat timeout as pika does.
+
+    :param connection: passed to a callable *client* value.
+    :param client: ``None`` (accept the broker's value), an ``int`` (the
+        client's value wins, ``0`` disables heartbeats), or a callable
+        ``(connection, server_value) -> int | None`` whose ``None`` accepts
+        the broker's value.
+    :param server: the broker's proposed timeout in seconds.
+    :returns: the heartbeat timeout in seconds, ``0`` for none.
+    :raises TypeError: when a callable returns something other than an
+        ``int`` or ``None``.
+    """
+    if callable(client):
+        value = client(connection, server)
+        if value is None:
+            return server
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"heartbeat callable must return an int or None, not {value!r}")
+        if not 0 <= value <= 0xFFFF:
+            raise ValueError(f"heartbeat callable returned {value}, outside 0..65535")
+        return value
+    if client is None:
+        return server
+    return int(client)
+
+
+def client_properties(parameters: Parameters) -> dict[str, Any]:
+    """The ``client_properties`` table sent in ``Connection.StartOk``.
+
+    :param parameters: the connection parameters; their ``client_properties``
+        are merged over the defaults (capabilities are merged key by key).
+    :returns: a new dictionary.
+    """
+    props: dict[str, Any] = {
+        "product": "txamqp091",
+        "version": __version__,
+        "platform": f"Python {platform.python_version()}",
+        "information": "Twisted AMQP 0-9-1 client",
+        "capabilities": dict(CLIENT_CAPABILITIES),
+    }
+    extra = parameters.client_properties or {}
+    for key, value in extra.items():
+        if key == "capabilities" and isinstance(value, dict):
+            props["capabilities"].update(value)
+        else:
+            props[key] = value
+    return props
+
+
+@implementer(IPushProducer)
+class AMQPProtocol(Protocol):
+    """One AMQP 0-9-1 connection, speaking through a Twisted transport.
+
+    :param parameters: connection settings (credentials, vhost, tuning,
+        timeouts); pika's :class:`~txamqp091.ConnectionParameters`.
+    :param clock: the clock used for heartbeats and timeouts (the reactor,
+        or a :class:`twisted.internet.task.Clock` in tests).
+    :param rpc_timeout: seconds a synchronous RPC (``queue_declare``,
+        ``channel()``, ``close()``…) may take before its Deferred fails with
+        :class:`~txamqp091.exceptions.AMQPTimeoutError`; ``None`` waits forever.
+    """
+
+    def __init__(
+        self,
+        parameters: Parameters | None = None,
+        clock: IReactorTime | None = None,
+        *,
+        rpc_timeout: float | None = DEFAULT_RPC_TIMEOUT,
+    ) -> None:
+        if clock is None:
+            raise TypeError("AMQPProtocol needs a clock (the reactor, or a task.Clock)")
+        self.parameters: Parameters = (
+            parameters if parameters is not None else ConnectionParameters()
+        )
+        self.clock: IReactorTime = clock
+        self.rpc_timeout = rpc_timeout
+        #: Fires with this protocol once ``Connection.OpenOk`` arrives, or
+        #: fails with the typed reason the connection could not open.
+        self.ready: Deferred[AMQPProtocol] = Deferred()
+        #: The broker's ``server_properties`` from ``Connection.Start``.
+        self.server_properties: dict[str, Any] = {}
+        #: Negotiated limits (valid once open).
+        self.channel_max = 0
+        self.frame_max = spec.FRAME_MIN_SIZE
+        self.heartbeat = 0
+        #: Traffic counters.
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.frames_sent = 0
+        self.frames_received = 0
+        self._state = _INIT
+        self._decoder = codec.FrameDecoder(spec.FRAME_MIN_SIZE)
+        self._channels: dict[int, Channel] = {}
+        self._reason: Exception | None = None
+        self._close_waiters: list[Deferred[Exception]] = []
+        self._close_callbacks: list[Callable[[AMQPProtocol, Exception], object]] = []
+        self._blocked_callbacks: list[Callable[[AMQPProtocol, spec.Method], object]] = []
+        self._unblocked_callbacks: list[Callable[[AMQPProtocol, spec.Method], object]] = []
+        self._pending_rpc: Deferred[spec.Method] | None = None
+        self._pending_rpc_replies: tuple[type[spec.Method], ...] = ()
+        self._stack_timer: IDelayedCall | None = None
+        self._blocked_timer: IDelayedCall | None = None
+        self._send_timer: IDelayedCall | None = None
+        self._recv_timer: IDelayedCall | None = None
+        self._close_timer: IDelayedCall | None = None
+        self._last_received = 0.0
+        self._sent_at_tick = 0
+        self.blocked = False
+        self._paused = False
+        self._writable_waiters: list[Deferred[None]] = []
+
+    # ------------------------------------------------------------------
+    # Public state
+    # ------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"<AMQPProtocol {self._state} {self.parameters.host}:{self.parameters.port}>"
+
+    @property
+    def is_open(self) -> bool:
+        """``True`` once ``OpenOk`` arrived and until closing starts."""
+        return self._state is _OPEN
+
+    @property
+    def is_closing(self) -> bool:
+        """``True`` while the close handshake is in progress."""
+        return self._state is _CLOSING
+
+    @property
+    def is_closed(self) -> bool:
+        """``True`` once the connection is gone (or before it was ever made)."""
+        return self._state is _CLOSED
+
+    @property
+    def close_reason(self) -> Exception | None:
+        """The typed reason the connection closed, or ``None`` while it lives."""
+        return self._reason if self._state is _CLOSED else None
+
+    @property
+    def server_capabilities(self) -> dict[str, Any]:
+        """The ``capabilities`` table of the broker's ``server_properties``."""
+        caps = self.server_properties.get("capabilities")
+        return caps if isinstance(caps, dict) else {}
+
+    def _has_capability(self, name: str) -> bool:
+        return bool(self.server_capabilities.get(name, False))
+
+    @property
+    def basic_nack_supported(self) -> bool:
+        """Whether the broker supports ``Basic.Nack``."""
+        return self._has_capability("basic.nack")
+
+    @property
+    def consumer_cancel_notify_supported(self) -> bool:
+        """Whether the broker notifies consumers it cancels."""
+        return self._has_capability("consumer_cancel_notify")
+
+    @property
+    def exchange_exchange_bindings_supported(self) -> bool:
+        """Whether the broker supports exchange-to-exchange bindings."""
+        return self._has_capability("exchange_exchange_bindings")
+
+    @property
+    def publisher_confirms_supported(self) -> bool:
+        """Whether the broker supports publisher confirms."""
+        return self._has_capability("publisher_confirms")
+
+    @property
+    def channels(self) -> dict[int, Channel]:
+        """The open (or opening) channels by number; a copy."""
+        return dict(self._channels)
+
+    def when_closed(self) -> Deferred[Exception]:
+        """A Deferred that fires (never fails) with the typed close reason.
+
+        :returns: a new Deferred; already fired if the connection is closed.
+        """
+        if self._state is _CLOSED:
+            assert self._reason is not None
+            return succeed(self._reason)
+        d: Deferred[Exception] = Deferred()
+        self._close_waiters.append(d)
+        return d
+
+    def add_on_close_callback(self, callback: Callable[[AMQPProtocol, Exception], object]) -> None:
+        """Call ``callback(connection, reason)`` when the connection closes.
+
+        :param callback: called once, with the typed reason.
+        """
+        self._close_callbacks.append(callback)
+
+    def add_on_connection_blocked_callback(
+        self, callback: Callable[[AMQPProtocol, spec.Method], object]
+    ) -> None:
+        """Call ``callback(connection, Connection.Blocked)`` when the broker blocks us."""
+        self._blocked_callbacks.append(callback)
+
+    def add_on_connection_unblocked_callback(
+        self, callback: Callable[[AMQPProtocol, spec.Method], object]
+    ) -> None:
+        """Call ``callback(connection, Connection.Unblocked)`` when the broker unblocks us."""
+        self._unblocked_callbacks.append(callback)
+
+    # ------------------------------------------------------------------
+    # Operations
+    # ------------------------------------------------------------------
+
+    def channel(self, channel_number: int | None = None) -> Deferred[Channel]:
+        """Open a channel.
+
+        :param channel_number: a specific number in ``1 .. channel_max``, or
+            ``None`` for the lowest free one.
+        :returns: a Deferred firing with the open :class:`~txamqp091.channel.Channel`.
+        """
+        if self._state is not _OPEN:
+            return fail(self._wrong_state("open a channel"))
+        if channel_number is None:
+            channel_number = self._free_channel_number()
+            if channel_number is None:
+                return fail(NoFreeChannels())
+        elif isinstance(channel_number, bool) or not isinstance(channel_number, int):
+            raise TypeError(f"channel_number must be an int or None, not {channel_number!r}")
+        elif not 1 <= channel_number <= (self.channel_max or 65535):
+            raise InvalidChannelNumber(channel_number)
+        elif channel_number in self._channels:
+            raise InvalidChannelNumber(f"channel {channel_number} is already in use")
+        ch = Channel(self, channel_number)
+        self._channels[channel_number] = ch
+        return ch._open()
+
+    def _free_channel_number(self) -> int | None:
+        limit = self.channel_max or 65535
+        n = len(self._channels) + 1
+        if n <= limit and n not in self._channels:
+            return n
+        for n in range(1, limit + 1):
+            if n not in self._channels:
+                return n
+        return None
+
+    def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> Deferred[None]:
+        """Close the connection, and every channel with it.
+
+        Idempotent: while closing, or once closed, returns a Deferred that
+        fires when the connection is gone.  Closing before the handshake ends
+        aborts it (:attr:`ready` fails with
+        :class:`~txamqp091.exceptions.ConnectionOpenAborted`).
+
+        :param reply_code: the code sent in ``Connection.Close``.
+        :param reply_text: the text sent in ``Connection.Close``.
+        :returns: a Deferred that fires once the close handshake has ended
+            and the transport is closed.
+        """
+        if isinstance(reply_code, bool) or not isinstance(reply_code, int):
+            raise TypeError(f"reply_code must be an int, not {reply_code!r}")
+        if not isinstance(reply_text, str):
+            raise TypeError(f"reply_text must be a str, not {reply_text!r}")
+        done = self.when_closed().addCallback(lambda _: None)
+        if self._state is _OPEN:
+            self._state = _CLOSING
+            self._reason = ConnectionClosedByClient(reply_code, reply_text)
+            self._fail_channels(self._reason)
+            self._send_method(0, spec.Connection.Close(reply_code, reply_text, 0, 0))
+            self._close_timer = self._call_later(self.rpc_timeout, self._close_timed_out)
+        elif self._state in (_INIT, _HANDSHAKE, _AUTH, _OPENING):
+            self._abort(ConnectionOpenAborted(reply_code, reply_text))
+        return done
+
+    def _close_timed_out(self) -> None:
+        self._close_timer = None
+        self._drop()
+
+    def update_secret(self, new_secret: str, reason: str) -> Deferred[spec.Method]:
+        """Replace the credentials' secret (e.g. an OAuth 2 token) on a live connection.
+
+        :param new_secret: the new secret.
+        :param reason: a reason, logged by the broker.
+        :returns: a Deferred firing with ``Connection.UpdateSecretOk``.
+        """
+        if not isinstance(new_secret, str | bytes):
+            raise TypeError(f"new_secret must be str or bytes, not {new_secret!r}")
+        if not isinstance(reason, str):
+            raise TypeError(f"reason must be a str, not {reason!r}")
+        if self._state is not _OPEN:
+            return fail(self._wrong_state("update the secret"))
+        if self._pending_rpc is not None:
+            return fail(ConnectionWrongStateError("an update_secret is already in progress"))
+        secret = new_secret.encode() if isinstance(new_secret, str) else new_secret
+        d: Deferred[spec.Method] = Deferred()
+        self._pending_rpc = d
+        self._pending_rpc_replies = (spec.Connection.UpdateSecretOk,)
+        self._send_method(0, spec.Connection.UpdateSecret(secret, reason))
+        return d
+
+    def when_writable(self) -> Deferred[None]:
+        """A Deferred that fires when publishing may go on.
+
+        That is when the transport's buffer has drained (Twisted paused us as
+        its producer) and the broker has not blocked the connection.  A fast
+        publisher yields this between batches to keep memory bounded.
+
+        :returns: an already-fired Deferred when nothing holds us back.
+        """
+        if self._state is _CLOSED:
+            assert self._reason is not None
+            return fail(self._reason)
+        if not self._paused and not self.blocked:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._writable_waiters.append(d)
+        return d
+
+    def _wake_writers(self) -> None:
+        if self._paused or self.blocked or not self._writable_waiters:
+            return
+        waiters, self._writable_waiters = self._writable_waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    # IPushProducer: the transport pauses us when its buffer is full.
+    def pauseProducing(self) -> None:
+        """Called by the transport when its write buffer is full."""
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        """Called by the transport when its write buffer has drained."""
+        self._paused = False
+        self._wake_writers()
+
+    def stopProducing(self) -> None:
+        """Called by the transport when it is closing."""
+        self._paused = True
+
+    # ------------------------------------------------------------------
+    # Writing
+    # ------------------------------------------------------------------
+
+    def _write(self, data: bytes, frames: int = 1) -> None:
+        self.bytes_sent += len(data)
+        self.frames_sent += frames
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def _send_method(self, channel_number: int, method: spec.Method) -> None:
+        self._write(codec.encode_method_frame(channel_number, method))
+
+    # ------------------------------------------------------------------
+    # Twisted Protocol
+    # ------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        """Send the protocol header and start the handshake timer."""
+        self._state = _HANDSHAKE
+        assert self.transport is not None
+        try:
+            self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
+        except (AttributeError, RuntimeError):
+            pass  # a transport without producer support, or one already registered
+        self._write(codec.PROTOCOL_HEADER, 0)
+        self._stack_timer = self._call_later(self.parameters.stack_timeout, self._stack_timed_out)
+
+    def dataReceived(self, data: bytes) -> None:
+        """Decode frames and dispatch them to the connection or its channels."""
+        if self._state is _CLOSED:
+            return
+        self.bytes_received += len(data)
+        if self._recv_timer is not None:
+            self._last_received = self.clock.seconds()
+        try:
+            frames = self._decoder.feed(data)
+        except _CODEC_ERRORS as exc:
+            self._violation(exc)
+            return
+        self.frames_received += len(frames)
+        channels = self._channels
+        for frame in frames:
+            number = frame.channel_number
+            if number:
+                ch = channels.get(number)
+                if ch is None:
+                    if self._state is _CLOSING:
+                        continue  # frames racing our Connection.Close
+                    self._violation(
+                        UnexpectedFrameError(f"frame for channel {number}, which is not open")
+                    )
+                    return
+                try:
+                    ch._on_frame(frame)
+                except (ProtocolSyntaxError, MethodNotImplemented) as exc:
+                    self._violation(exc)
+                    return
+            else:
+                self._on_connection_frame(frame)
+            if self._state is _CLOSED:
+                return
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """Fail everything still pending with the typed reason."""
+        if self._state is _CLOSED:
+            return
+        state = self._state
+        self._state = _CLOSED
+        exc = self._reason or self._reason_for_loss(state, reason)
+        self._reason = exc
+        for timer in (
+            self._stack_timer,
+            self._blocked_timer,
+            self._send_timer,
+            self._recv_timer,
+            self._close_timer,
+        ):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._stack_timer = self._blocked_timer = self._send_timer = None
+        self._recv_timer = self._close_timer = None
+        self._fail_channels(exc)
+        if self._pending_rpc is not None:
+            d, self._pending_rpc = self._pending_rpc, None
+            d.errback(exc)
+        writers, self._writable_waiters = self._writable_waiters, []
+        for writer in writers:
+            writer.errback(exc)
+        if not self.ready.called:
+            self.ready.errback(exc)
+        if isinstance(exc, ConnectionClosedByClient):
+            _log.debug("AMQP connection closed: {reason!r}", reason=exc)
+        else:
+            _log.info("AMQP connection lost: {reason!r}", reason=exc)
+        for cb in self._close_callbacks:
+            try:
+                cb(self, exc)
+            except Exception:
+                _log.failure("on-close callback {cb!r} failed", cb=cb)
+        waiters, self._close_waiters = self._close_waiters, []
+        for w in waiters:
+            w.callback(exc)
+
+    def _reason_for_loss(self, state: str, reason: Failure) -> Exception:
+        text = reason.getErrorMessage()
+        if _is_tls_failure(reason):
+            return AMQPTLSError(text)
+        if state is _AUTH:
+            return ProbableAuthenticationError(text)
+        if state is _OPENING:
+            return ProbableAccessDeniedError(text)
+        if isinstance(reason.value, AMQPError):
+            return reason.value
+        return StreamLostError(f"Transport indicated EOF: {text}" if text else "Stream lost")
+
+    # ------------------------------------------------------------------
+    # Ending the connection
+    # ------------------------------------------------------------------
+
+    def _fail_channels(self, exc: Exception) -> None:
+        channels = list(self._channels.values())
+        self._channels.clear()
+        for ch in channels:
+            ch._on_connection_closed(exc)
+
+    def _abort(self, exc: Exception) -> None:
+        """End the connection now with *exc* as its reason, without a close handshake."""
+        if self._state is _CLOSED:
+            return
+        if self._reason is None:
+            self._reason = exc
+        self._drop()
+
+    def _drop(self) -> None:
+        if self.transport is not None:
+            self.transport.loseConnection()
+        else:
+            self.connectionLost(Failure(self._reason or StreamLostError()))  # type: ignore[no-untyped-call]
+
+    def _violation(self, exc: Exception) -> None:
+        """The peer broke the protocol: send Connection.Close with its code and drop."""
+        if self._state is _CLOSED:
+            return
+        code = getattr(exc, "reply_code", 502)
+        _log.warn("Closing AMQP connection, peer violated the protocol: {exc!r}", exc=exc)
+        if self._reason is None:
+            self._reason = exc
+        if self.transport is not None and self._state is not _INIT:
+            text = f"{spec.REPLY_CODE_NAMES.get(code, 'ERROR')} - {exc}"[:255]
+            self._send_method(0, spec.Connection.Close(code, text, 0, 0))
+        self._drop()
+
+    def fail(self, exc: Exception) -> None:
+        """Drop the connection now, failing everything pending with *exc*.
+
+        Faces and services use this (e.g. on a socket error they detect
+        themselves).
+
+        :param exc: the reason given to every pending Deferred.
+        """
+        self._abort(exc)
+
+    # ------------------------------------------------------------------
+    # Timers
+    # ------------------------------------------------------------------
+
+    def _call_later(self, delay: float | None, fn: Callable[[], None]) -> IDelayedCall | None:
+        if delay is None or delay <= 0:
+            return None
+        return self.clock.callLater(delay, fn)
+
+    def _stack_timed_out(self) -> None:
+        self._stack_timer = None
+        self._abort(
+            AMQPTimeoutError(
+                f"AMQP handshake did not finish within {self.parameters.stack_timeout} s"
+            )
+        )
+
+    def _start_heartbeats(self) -> None:
+        if self.heartbeat <= 0:
+            return
+        self._last_received = self.clock.seconds()
+        self._sent_at_tick = self.bytes_sent
+        self._send_timer = self.clock.callLater(self.heartbeat / 2, self._send_tick)
+        self._recv_timer = self.clock.callLater(self.heartbeat, self._recv_check)
+
+    def _send_tick(self) -> None:
+        if self.bytes_sent == self._sent_at_tick:
+            self._write(codec.HEARTBEAT_FRAME)
+        self._sent_at_tick = self.bytes_sent
+        self._send_timer = self.clock.callLater(self.heartbeat / 2, self._send_tick)
+
+    def _recv_check(self) -> None:
+        deadline = self._last_received + self.heartbeat
+        now = self.clock.seconds()
+        if now >= deadline:
+            self._recv_timer = None
+            self._abort(
+                AMQPHeartbeatTimeout(
+                    f"No data from the broker for {self.heartbeat} s "
+                    f"(two heartbeat intervals of {self.heartbeat / 2:g} s)"
+                )
+            )
+            return
+        self._recv_timer = self.clock.callLater(deadline - now, self._recv_check)
+
+    # ------------------------------------------------------------------
+    # Connection-class frames
+    # ------------------------------------------------------------------
+
+    def _on_connection_frame(self, frame: codec.Frame) -> None:
+        if type(frame) is codec.HeartbeatFrame:
+            return
+        if type(frame) is not codec.MethodFrame:
+            self._violation(UnexpectedFrameError(f"{frame!r} on channel 0"))
+            return
+        method = frame.method
+        if method.CLASS_ID != _CONNECTION_CLASS:
+            self._violation(UnexpectedFrameError(f"{method.NAME} on channel 0"))
+            return
+        handler = self._handlers.get(type(method))
+        if handler is None:
+            self._violation(UnexpectedFrameError(f"unexpected {method.NAME} from the broker"))
+            return
+        handler(self, method)
+
+    def _expect(self, state: str, method: spec.Method) -> bool:
+        if self._state is state:
+            return True
+        if self._state is not _CLOSING:
+            self._violation(UnexpectedFrameError(f"{method.NAME} in state {self._state}"))
+        return False
+
+    def _on_start(self, method: Any) -> None:
+        if not self._expect(_HANDSHAKE, method):
+            return
+        if (method.version_major, method.version_minor) != (0, 9):
+            self._abort(
+                IncompatibleProtocolError(
+                    f"broker speaks AMQP {method.version_major}-{method.version_minor}"
+                )
+            )
+            return
+        self.server_properties = dict(method.server_properties or {})
+        credentials = self.parameters.credentials
+        mechanism, response = credentials.response_for(method)
+        if mechanism is None or response is None:
+            offered = method.mechanisms
+            self._abort(
+                AuthenticationError(f"{credentials.mechanism} (the broker offers {offered!r})")
+            )
+            return
+        self._state = _AUTH
+        self._send_method(
+            0,
+            spec.Connection.StartOk(
+                client_properties(self.parameters), mechanism, response, self.parameters.locale
+            ),
+        )
+
+    def _on_secure(self, method: Any) -> None:
+        if not self._expect(_AUTH, method):
+            return
+        self._send_method(0, spec.Connection.SecureOk(self.parameters.credentials.sasl_response()))
+
+    def _on_tune(self, method: Any) -> None:
+        if not self._expect(_AUTH, method):
+            return
+        params = self.parameters
+        try:
+            heartbeat = negotiate_heartbeat(self, params.heartbeat, method.heartbeat)
+        except (TypeError, ValueError) as exc:
+            self._abort(exc)
+            return
+        self.channel_max = negotiate(params.channel_max, method.channel_max) or 65535
+        self.frame_max = negotiate(params.frame_max, method.frame_max)
+        if self.frame_max == 0:
+            self.frame_max = codec.FRAME_MAX_LIMIT
+        self.frame_max = max(self.frame_max, spec.FRAME_MIN_SIZE)
+        self.heartbeat = heartbeat
+        self._decoder.frame_max = self.frame_max
+        self._send_method(0, spec.Connection.TuneOk(self.channel_max, self.frame_max, heartbeat))
+        self._state = _OPENING
+        self._start_heartbeats()
+        self._send_method(0, spec.Connection.Open(params.virtual_host))
+
+    def _on_open_ok(self, method: Any) -> None:
+        if not self._expect(_OPENING, method):
+            return
+        self._state = _OPEN
+        if self._stack_timer is not None:
+            self._stack_timer.cancel()
+            self._stack_timer = None
+        self.parameters.credentials.erase_credentials()
+        self.ready.callback(self)
+
+    def _on_close(self, method: Any) -> None:
+        code, text = method.reply_code, method.reply_text
+        exc: Exception
+        if self._state is _AUTH and code == 403:
+            exc = AccessRefused(code, text)
+        elif self._state is _OPENING and code in (403, 530):
+            exc = VirtualHostAccessRefused(code, text)
+        else:
+            exc = ConnectionClosedByBroker(code, text)
+        if self._state is not _CLOSING or self._reason is None:
+            self._reason = exc
+        elif isinstance(self._reason, ConnectionClosedByClient):
+            self._reason = exc  # the broker closed first: its reason wins
+        self._send_method(0, spec.Connection.CloseOk())
+        self._state = _CLOSING
+        self._drop()
+
+    def _on_close_ok(self, method: Any) -> None:
+        if self._state is not _CLOSING:
+            self._violation(UnexpectedFrameError("Connection.CloseOk without Connection.Close"))
+            return
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        self._drop()
+
+    def _on_blocked(self, method: Any) -> None:
+        self.blocked = True
+        timeout = self.parameters.blocked_connection_timeout
+        if self._blocked_timer is None:
+            self._blocked_timer = self._call_later(timeout, self._blocked_timed_out)
+        self._run_callbacks(self._blocked_callbacks, method)
+
+    def _on_unblocked(self, method: Any) -> None:
+        self.blocked = False
+        if self._blocked_timer is not None:
+            self._blocked_timer.cancel()
+            self._blocked_timer = None
+        self._run_callbacks(self._unblocked_callbacks, method)
+        self._wake_writers()
+
+    def _blocked_timed_out(self) -> None:
+        self._blocked_timer = None
+        self._abort(
+            ConnectionBlockedTimeout(
+                "Blocked by the broker for longer than "
+                f"blocked_connection_timeout={self.parameters.blocked_connection_timeout} s"
+            )
+        )
+
+    def _on_update_secret_ok(self, method: Any) -> None:
+        d = self._pending_rpc
+        if d is None or type(method) not in self._pending_rpc_replies:
+            self._violation(UnexpectedFrameError(f"unexpected {method.NAME}"))
+            return
+        self._pending_rpc = None
+        d.callback(method)
+
+    def _run_callbacks(
+        self, callbacks: list[Callable[[AMQPProtocol, spec.Method], object]], method: spec.Method
+    ) -> None:
+        for cb in list(callbacks):
+            try:
+                cb(self, method)
+            except Exception:
+                _log.failure("connection callback {cb!r} failed", cb=cb)
+
+    _handlers: Final[dict[type[spec.Method], Callable[[AMQPProtocol, Any], None]]] = {
+        spec.Connection.Start: _on_start,
+        spec.Connection.Secure: _on_secure,
+        spec.Connection.Tune: _on_tune,
+        spec.Connection.OpenOk: _on_open_ok,
+        spec.Connection.Close: _on_close,
+        spec.Connection.CloseOk: _on_close_ok,
+        spec.Connection.Blocked: _on_blocked,
+        spec.Connection.Unblocked: _on_unblocked,
+        spec.Connection.UpdateSecretOk: _on_update_secret_ok,
+    }
+
+    # ------------------------------------------------------------------
+    # Helpers for channels
+    # ------------------------------------------------------------------
+
+    def _wrong_state(self, action: str) -> Exception:
+        if self._state is _CLOSED and self._reason is not None:
+            return self._reason
+        return ConnectionWrongStateError(f"cannot {action}: the connection is {self._state}")
+
+    def _forget_channel(self, channel_number: int) -> None:
+        self._channels.pop(channel_number, None)
+
+
+def _is_tls_failure(reason: Failure) -> bool:
+    try:
+        from OpenSSL.SSL import Error as SSLError
+    except ImportError:  # pragma: no cover - pyOpenSSL is a dependency
+        return False
+    return isinstance(reason.value, SSLError)
