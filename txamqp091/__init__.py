@@ -11,15 +11,28 @@ from txamqp091.spec import BasicProperties, DeliveryMode
 
 __version__ = "0.1.0.dev0"
 
+# The core imports __version__ (client_properties), so it comes after it.
+from txamqp091.channel import Channel
+from txamqp091.connect import AMQPClientFactory, connect
+from txamqp091.message import ConsumerQueue, ReceivedMessage, ReturnedMessage
+from txamqp091.protocol import AMQPProtocol
+
 __all__ = [
+    "AMQPClientFactory",
+    "AMQPProtocol",
     "BasicProperties",
+    "Channel",
     "ConnectionParameters",
+    "ConsumerQueue",
     "DeliveryMode",
     "ExternalCredentials",
     "PlainCredentials",
+    "ReceivedMessage",
+    "ReturnedMessage",
     "SSLOptions",
     "URLParameters",
     "__version__",
+    "connect",
     "credentials",
     "exceptions",
     "spec",
