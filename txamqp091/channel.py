@@ -160,7 +160,9 @@ class Channel:
         self._confirming = False
         self._select_queued = False
         self._publish_seq = 0
-        self._unconfirmed: dict[int, tuple[Deferred[spec.Method], PublishedMessage]] = {}
+        # seq -> (deferred, exchange, routing_key, body, properties, mandatory); a
+        # plain tuple is cheaper than a PublishedMessage, built only when needed.
+        self._unconfirmed: dict[int, tuple[Any, ...]] = {}
         self._returned: dict[int, ReturnedMessage] = {}
         #: Whether the broker asked us to stop publishing (``Channel.Flow``).
         self.flow_active = True
@@ -411,8 +413,8 @@ class Channel:
                 rpc.deferred.errback(reason)
         unconfirmed, self._unconfirmed = self._unconfirmed, {}
         self._returned.clear()
-        for d, _msg in unconfirmed.values():
-            d.errback(reason)
+        for entry in unconfirmed.values():
+            entry[0].errback(reason)
         consumers, self._consumers = self._consumers, {}
         for consumer in consumers.values():
             if isinstance(consumer, ConsumerQueue):
@@ -545,7 +547,7 @@ class Channel:
         method = frame.method
         kind = type(method)
         if kind is _Ack:
-            self._on_confirm(method.delivery_tag, method.multiple, None)  # type: ignore[attr-defined]
+            self._on_confirm(method.delivery_tag, method.multiple, method)  # type: ignore[attr-defined]
             return
         rpc = self._current
         if rpc is not None and kind in rpc.replies:
@@ -599,12 +601,12 @@ class Channel:
     def _on_return(self, message: ReturnedMessage) -> None:
         if self._unconfirmed:
             method: Any = message.method
-            for seq, (_d, published) in self._unconfirmed.items():
+            for seq, entry in self._unconfirmed.items():
                 if (
-                    published.mandatory
+                    entry[5]
                     and seq not in self._returned
-                    and published.exchange == method.exchange
-                    and published.routing_key == method.routing_key
+                    and entry[1] == method.exchange
+                    and entry[2] == method.routing_key
                 ):
                     self._returned[seq] = message
                     break
@@ -614,7 +616,8 @@ class Channel:
             except Exception:
                 _log.failure("on-return callback {cb!r} failed", cb=cb)
 
-    def _on_confirm(self, tag: int, multiple: bool, nack: spec.Method | None) -> None:
+    def _on_confirm(self, tag: int, multiple: bool, method: spec.Method) -> None:
+        """Settle the publishes a ``Basic.Ack`` or ``Basic.Nack`` covers."""
         unconfirmed = self._unconfirmed
         if multiple:
             settled = []
@@ -624,19 +627,17 @@ class Channel:
                 settled.append(seq)
         else:
             settled = [tag] if tag in unconfirmed else []
+        nack = type(method) is not _Ack
+        returned = self._returned
         for seq in settled:
-            d, published = unconfirmed.pop(seq)
-            if nack is not None:
-                self._returned.pop(seq, None)
-                d.errback(NackError([published]))
-            elif self._returned:
-                returned = self._returned.pop(seq, None)
-                if returned is not None:
-                    d.errback(UnroutableError([returned]))
-                else:
-                    d.callback(_Ack(seq, False))
+            entry = unconfirmed.pop(seq)
+            if nack:
+                returned.pop(seq, None)
+                entry[0].errback(NackError([PublishedMessage(*entry[1:])]))
+            elif returned and seq in returned:
+                entry[0].errback(UnroutableError([returned.pop(seq)]))
             else:
-                d.callback(_Ack(seq, False))
+                entry[0].callback(method)
 
     # ------------------------------------------------------------------
     # Publishing
@@ -694,7 +695,11 @@ class Channel:
         d: Deferred[spec.Method] = Deferred()
         self._unconfirmed[self._publish_seq] = (
             d,
-            PublishedMessage(exchange, routing_key, body, properties, mandatory),
+            exchange,
+            routing_key,
+            body,
+            properties,
+            mandatory,
         )
         return d
 

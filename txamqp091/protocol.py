@@ -235,6 +235,9 @@ class AMQPProtocol(Protocol):
         self.blocked = False
         self._paused = False
         self._writable_waiters: list[Deferred[None]] = []
+        # While dataReceived dispatches frames, writes (acks, replies, publishes
+        # made by callbacks) are collected here and written once at the end.
+        self._out: list[bytes] | None = None
 
     # ------------------------------------------------------------------
     # Public state
@@ -465,8 +468,22 @@ class AMQPProtocol(Protocol):
     def _write(self, data: bytes, frames: int = 1) -> None:
         self.bytes_sent += len(data)
         self.frames_sent += frames
-        assert self.transport is not None
-        self.transport.write(data)
+        out = self._out
+        if out is not None:
+            out.append(data)
+        else:
+            assert self.transport is not None
+            self.transport.write(data)
+
+    def _flush(self) -> None:
+        """Write what was held back while incoming frames were dispatched."""
+        out = self._out
+        self._out = None
+        if out and self.transport is not None:
+            if len(out) == 1:
+                self.transport.write(out[0])
+            else:
+                self.transport.writeSequence(out)
 
     def _send_method(self, channel_number: int, method: spec.Method) -> None:
         self._write(codec.encode_method_frame(channel_number, method))
@@ -499,6 +516,13 @@ class AMQPProtocol(Protocol):
             self._violation(exc)
             return
         self.frames_received += len(frames)
+        self._out = []
+        try:
+            self._dispatch(frames)
+        finally:
+            self._flush()
+
+    def _dispatch(self, frames: list[codec.Frame]) -> None:
         channels = self._channels
         for frame in frames:
             number = frame.channel_number
@@ -593,6 +617,7 @@ class AMQPProtocol(Protocol):
         self._drop()
 
     def _drop(self) -> None:
+        self._flush()
         if self.transport is not None:
             self.transport.loseConnection()
         else:
