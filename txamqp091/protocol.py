@@ -238,6 +238,7 @@ class AMQPProtocol(Protocol):
         # While dataReceived dispatches frames, writes (acks, replies, publishes
         # made by callbacks) are collected here and written once at the end.
         self._out: list[bytes] | None = None
+        self._producing = False
 
     # ------------------------------------------------------------------
     # Public state
@@ -498,6 +499,7 @@ class AMQPProtocol(Protocol):
         assert self.transport is not None
         try:
             self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
+            self._producing = True
         except (AttributeError, RuntimeError):
             pass  # a transport without producer support, or one already registered
         self._write(codec.PROTOCOL_HEADER, 0)
@@ -618,6 +620,10 @@ class AMQPProtocol(Protocol):
 
     def _drop(self) -> None:
         self._flush()
+        if self._producing and self.transport is not None:
+            # A TLS transport only shuts down once its producer is gone.
+            self._producing = False
+            self.transport.unregisterProducer()  # type: ignore[attr-defined]
         if self.transport is not None:
             self.transport.loseConnection()
         else:
