@@ -108,7 +108,16 @@ def _check_table(value: object, name: str) -> dict[str, Any] | None:
 class _Rpc:
     """One synchronous request: its encoded frame, expected replies and Deferred."""
 
-    __slots__ = ("abandoned", "data", "deferred", "on_reply", "on_send", "replies", "timer")
+    __slots__ = (
+        "abandoned",
+        "data",
+        "deferred",
+        "frames",
+        "on_reply",
+        "on_send",
+        "replies",
+        "timer",
+    )
 
     def __init__(
         self,
@@ -122,6 +131,7 @@ class _Rpc:
         self.deferred = deferred  # None for a queued plain write (publish behind a select)
         self.on_reply = on_reply
         self.on_send: Callable[[], None] | None = None
+        self.frames = 1
         self.abandoned = False
         self.timer: IDelayedCall | None = None
 
@@ -151,6 +161,7 @@ class Channel:
         self._cancel_callbacks: list[Callable[[_MethodFrame], object]] = []
         self._flow_callbacks: list[Callable[[bool], object]] = []
         self._close_deferreds: list[Deferred[Exception]] = []
+        self._close_timer: IDelayedCall | None = None
         # Content being assembled: method, properties, remaining size, parts.
         self._content_method: spec.Method | None = None
         self._content_props: spec.BasicProperties | None = None
@@ -296,7 +307,7 @@ class Channel:
         while queue and self._state is not _CLOSED:
             rpc = queue.popleft()
             if rpc.deferred is None:  # a publish queued behind Confirm.Select
-                self.connection._write(rpc.data)
+                self.connection._write(rpc.data, rpc.frames)
                 continue
             self._send_rpc(rpc)
             return
@@ -395,6 +406,9 @@ class Channel:
             self.connection._write(
                 _encode_method_frame(self.channel_number, spec.Channel.Close(code, text, 0, 0))
             )
+            timeout = self.connection.rpc_timeout
+            if timeout is not None and timeout > 0:
+                self._close_timer = self.connection.clock.callLater(timeout, self._finish_close)
 
     def _fail_pending(self, reason: Exception) -> None:
         current, self._current = self._current, None
@@ -430,6 +444,10 @@ class Channel:
             self._reason = reason
         assert self._reason is not None
         self._state = _CLOSED
+        if self._close_timer is not None:
+            if self._close_timer.active():
+                self._close_timer.cancel()
+            self._close_timer = None
         self.connection._forget_channel(self.channel_number)
         reason = self._reason
         self._fail_pending(reason)
@@ -459,10 +477,11 @@ class Channel:
                 if type(method) is spec.Channel.CloseOk:
                     self._finish_close()
                 elif type(method) is spec.Channel.Close:
+                    # Both sides closed at once: answer, and keep waiting for the
+                    # CloseOk to our Close so the channel number is not reused early.
                     self.connection._write(
                         _encode_method_frame(self.channel_number, spec.Channel.CloseOk())
                     )
-                    self._finish_close()
             return
         if kind is _MethodFrame:
             if self._content_method is not None:
@@ -685,10 +704,15 @@ class Channel:
             body,
             self.connection.frame_max,
         )
+        size = len(body) if type(body) is not memoryview else body.nbytes
+        room = self.connection.frame_max - 8
+        frames = 3 if 0 < size <= room else 2 + -(-size // room)
         if self._select_queued:
-            self._queue.append(_Rpc(data, (), None, None))
+            queued = _Rpc(data, (), None, None)
+            queued.frames = frames
+            self._queue.append(queued)
         else:
-            self.connection._write(data, 3)
+            self.connection._write(data, frames)
         if not self._confirming and not self._select_queued:
             return PUBLISHED
         self._publish_seq += 1
@@ -763,7 +787,6 @@ class Channel:
         target: MessageCallback | ConsumerQueue = (
             on_message_callback if on_message_callback is not None else ConsumerQueue(consumer_tag)
         )
-        self._consumers[consumer_tag] = target
         tag = consumer_tag
 
         def consuming(frame: _MethodFrame) -> Any:
@@ -771,7 +794,8 @@ class Channel:
                 return (target, tag)
             return tag
 
-        rpc = self._make_rpc(method, consuming)
+        rpc = self._make_rpc(method, consuming)  # encodes: raises before registering
+        self._consumers[consumer_tag] = target
         self._submit(rpc)
         d = rpc.deferred
         assert d is not None
@@ -835,16 +859,21 @@ class Channel:
 
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
         """Acknowledge one delivery, or all up to *delivery_tag* with *multiple*."""
+        if type(multiple) is not bool:
+            _check_bool(multiple, "multiple")
         self._send_ack(_Ack(delivery_tag, multiple))
 
     def basic_nack(
         self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True
     ) -> None:
         """Reject one or several deliveries, requeueing them by default."""
+        _check_bool(multiple, "multiple")
+        _check_bool(requeue, "requeue")
         self._send_ack(spec.Basic.Nack(delivery_tag, multiple, requeue))
 
     def basic_reject(self, delivery_tag: int = 0, requeue: bool = True) -> None:
         """Reject one delivery, requeueing it by default."""
+        _check_bool(requeue, "requeue")
         self._send_ack(spec.Basic.Reject(delivery_tag, requeue))
 
     def basic_qos(
