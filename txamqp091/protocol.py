@@ -42,6 +42,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txamqp091 import __version__, codec, spec
+from txamqp091.channel import _OPEN as _CHANNEL_OPEN
 from txamqp091.channel import Channel
 from txamqp091.exceptions import (
     AccessRefused,
@@ -103,6 +104,10 @@ _OPENING: Final = "opening"  # Open sent, waiting for OpenOk
 _OPEN: Final = "open"
 _CLOSING: Final = "closing"
 _CLOSED: Final = "closed"
+
+_MethodFrame: Final = codec.MethodFrame
+_HeaderFrame: Final = codec.HeaderFrame
+_BodyFrame: Final = codec.BodyFrame
 
 _CODEC_ERRORS: Final = (ProtocolSyntaxError, MethodNotImplemented, IncompatibleProtocolError)
 
@@ -526,24 +531,48 @@ class AMQPProtocol(Protocol):
 
     def _dispatch(self, frames: list[codec.Frame]) -> None:
         channels = self._channels
-        for frame in frames:
+        count = len(frames)
+        i = 0
+        while i < count:
+            frame = frames[i]
+            i += 1
             number = frame.channel_number
-            if number:
-                ch = channels.get(number)
-                if ch is None:
-                    if self._state is _CLOSING:
-                        continue  # frames racing our Connection.Close
-                    self._violation(
-                        UnexpectedFrameError(f"frame for channel {number}, which is not open")
-                    )
-                    return
-                try:
-                    ch._on_frame(frame)
-                except (ProtocolSyntaxError, MethodNotImplemented) as exc:
-                    self._violation(exc)
-                    return
-            else:
+            if not number:
                 self._on_connection_frame(frame)
+                if self._state is _CLOSED:
+                    return
+                continue
+            ch = channels.get(number)
+            if ch is None:
+                if self._state is _CLOSING:
+                    continue  # frames racing our Connection.Close
+                self._violation(
+                    UnexpectedFrameError(f"frame for channel {number}, which is not open")
+                )
+                return
+            try:
+                # Fast path: a whole one-body-frame message (Deliver, GetOk,
+                # Return) arrived in this batch; skip the per-frame state machine.
+                if type(frame) is _MethodFrame and i + 1 < count and frame.method.has_content:
+                    header = frames[i]
+                    body = frames[i + 1]
+                    if (
+                        type(header) is _HeaderFrame
+                        and type(body) is _BodyFrame
+                        and header.channel_number == number == body.channel_number
+                        and header.body_size == len(body.fragment)
+                        and ch._state is _CHANNEL_OPEN
+                        and ch._content_method is None
+                    ):
+                        i += 2
+                        ch._on_content(frame.method, header.properties, body.fragment)
+                        if self._state is _CLOSED:
+                            return
+                        continue
+                ch._on_frame(frame)
+            except (ProtocolSyntaxError, MethodNotImplemented) as exc:
+                self._violation(exc)
+                return
             if self._state is _CLOSED:
                 return
 
