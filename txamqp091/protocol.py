@@ -105,6 +105,9 @@ _OPEN: Final = "open"
 _CLOSING: Final = "closing"
 _CLOSED: Final = "closed"
 
+#: Bytes held back during a dispatch before they are handed to the transport anyway.
+_HOLD_LIMIT: Final = 256 * 1024
+
 _MethodFrame: Final = codec.MethodFrame
 _HeaderFrame: Final = codec.HeaderFrame
 _BodyFrame: Final = codec.BodyFrame
@@ -243,6 +246,7 @@ class AMQPProtocol(Protocol):
         # While dataReceived dispatches frames, writes (acks, replies, publishes
         # made by callbacks) are collected here and written once at the end.
         self._out: list[bytes] | None = None
+        self._out_bytes = 0
         self._producing = False
 
     # ------------------------------------------------------------------
@@ -404,7 +408,7 @@ class AMQPProtocol(Protocol):
 
     def _close_timed_out(self) -> None:
         self._close_timer = None
-        self._drop()
+        self._drop(abort=True)
 
     def update_secret(self, new_secret: str, reason: str) -> Deferred[spec.Method]:
         """Replace the credentials' secret (e.g. an OAuth 2 token) on a live connection.
@@ -440,6 +444,13 @@ class AMQPProtocol(Protocol):
         if self._state is _CLOSED:
             assert self._reason is not None
             return fail(self._reason)
+        if self._out:
+            # Writes held back during a dispatch: hand them to the transport now
+            # so its buffer (and so its pausing of us) accounts for them.
+            held, self._out = self._out, []
+            self._out_bytes = 0
+            assert self.transport is not None
+            self.transport.writeSequence(held)
         if not self._paused and not self.blocked:
             return succeed(None)
         d: Deferred[None] = Deferred()
@@ -477,6 +488,12 @@ class AMQPProtocol(Protocol):
         out = self._out
         if out is not None:
             out.append(data)
+            self._out_bytes += len(data)
+            if self._out_bytes > _HOLD_LIMIT:
+                self._out = []
+                self._out_bytes = 0
+                assert self.transport is not None
+                self.transport.writeSequence(out)
         else:
             assert self.transport is not None
             self.transport.write(data)
@@ -485,6 +502,7 @@ class AMQPProtocol(Protocol):
         """Write what was held back while incoming frames were dispatched."""
         out = self._out
         self._out = None
+        self._out_bytes = 0
         if out and self.transport is not None:
             if len(out) == 1:
                 self.transport.write(out[0])
@@ -640,23 +658,42 @@ class AMQPProtocol(Protocol):
             ch._on_connection_closed(exc)
 
     def _abort(self, exc: Exception) -> None:
-        """End the connection now with *exc* as its reason, without a close handshake."""
+        """End the connection now with *exc* as its reason, without a close handshake.
+
+        The transport is aborted, not closed gracefully: a peer that stopped
+        reading (dead, or blocking us) would never drain our buffer.
+        """
         if self._state is _CLOSED:
             return
         if self._reason is None:
             self._reason = exc
-        self._drop()
+        self._drop(abort=True)
 
-    def _drop(self) -> None:
+    def _drop(self, *, abort: bool = False) -> None:
+        """Close the transport: gracefully (flushing what is buffered) or by aborting it.
+
+        A graceful close is bounded: if the transport is not gone after
+        ``rpc_timeout`` (10 s when unset), it is aborted.
+        """
         self._flush()
-        if self._producing and self.transport is not None:
+        if self._state is not _CLOSED:
+            self._state = _CLOSING
+        transport = self.transport
+        if transport is None:
+            self.connectionLost(Failure(self._reason or StreamLostError()))  # type: ignore[no-untyped-call]
+            return
+        if self._producing:
             # A TLS transport only shuts down once its producer is gone.
             self._producing = False
-            self.transport.unregisterProducer()  # type: ignore[attr-defined]
-        if self.transport is not None:
-            self.transport.loseConnection()
-        else:
-            self.connectionLost(Failure(self._reason or StreamLostError()))  # type: ignore[no-untyped-call]
+            transport.unregisterProducer()  # type: ignore[attr-defined]
+        if abort:
+            abort_connection = getattr(transport, "abortConnection", None)
+            if callable(abort_connection):
+                abort_connection()
+                return
+        transport.loseConnection()
+        if self._close_timer is None:
+            self._close_timer = self._call_later(self.rpc_timeout or 10.0, self._close_timed_out)
 
     def _violation(self, exc: Exception) -> None:
         """The peer broke the protocol: send Connection.Close with its code and drop."""
@@ -837,9 +874,6 @@ class AMQPProtocol(Protocol):
         if self._state is not _CLOSING:
             self._violation(UnexpectedFrameError("Connection.CloseOk without Connection.Close"))
             return
-        if self._close_timer is not None:
-            self._close_timer.cancel()
-            self._close_timer = None
         self._drop()
 
     def _on_blocked(self, method: Any) -> None:
