@@ -166,6 +166,7 @@ class Channel:
         self._content_method: spec.Method | None = None
         self._content_props: spec.BasicProperties | None = None
         self._remaining = 0
+        self._body_size = 0
         self._parts: list[bytes] = []
         # Publisher confirms.
         self._confirming = False
@@ -505,7 +506,7 @@ class Channel:
                 self._on_content(method, frame.properties, _EMPTY)  # type: ignore[union-attr]
                 return
             self._content_props = frame.properties  # type: ignore[union-attr]
-            self._remaining = size
+            self._remaining = self._body_size = size
         elif kind is _BodyFrame:
             props = self._content_props
             if props is None:
@@ -519,7 +520,8 @@ class Channel:
                 self._parts.append(fragment)
                 return
             if remaining < 0:
-                raise BodyTooLongError(self._remaining + len(self._parts), self._remaining)
+                size = self._body_size
+                raise BodyTooLongError(size - self._remaining + len(fragment), size)
             if self._parts:
                 self._parts.append(fragment)
                 body = _EMPTY.join(self._parts)
@@ -1072,7 +1074,12 @@ class Channel:
         return self._rpc(spec.Tx.Rollback())
 
     def flow(self, active: bool) -> Deferred[_MethodFrame]:
-        """Ask the broker to pause or resume deliveries; fires with ``Channel.FlowOk``."""
+        """Ask the broker to pause or resume deliveries; fires with ``Channel.FlowOk``.
+
+        RabbitMQ does not implement ``flow(False)``: it closes the whole
+        connection with 540 (``NOT_IMPLEMENTED``).  Use ``basic_qos`` or
+        ``basic_cancel`` to stop deliveries instead.
+        """
         _check_bool(active, "active")
         return self._rpc(spec.Channel.Flow(active))
 

@@ -257,10 +257,35 @@ async def _connect_one(
     parameters: Parameters,
     rpc_timeout: float | None,
 ) -> AMQPProtocol:
+    """One attempt: TCP (and TLS) then the AMQP handshake, bounded by ``stack_timeout``."""
     factory = AMQPClientFactory(parameters, reactor, rpc_timeout=rpc_timeout)
+    connecting = endpoint.connect(factory)
+    limit = parameters.stack_timeout
+    expired: list[AMQPTimeoutError] = []
+    proto: AMQPProtocol | None = None
+
+    def expire() -> None:
+        exc = AMQPTimeoutError(
+            f"connecting to {parameters.host}:{parameters.port} (TCP, TLS and AMQP "
+            f"handshake) took longer than stack_timeout={limit} s"
+        )
+        expired.append(exc)
+        if proto is None:
+            connecting.cancel()
+        else:
+            proto.fail(exc)
+
+    timer = reactor.callLater(limit, expire) if limit else None
     try:
-        proto = await endpoint.connect(factory)
-    except Exception as exc:
-        raise _typed_connect_error(exc, parameters) from exc
-    assert isinstance(proto, AMQPProtocol)
-    return await proto.ready
+        try:
+            connected = await connecting
+        except Exception as exc:
+            if expired:
+                raise expired[0] from exc
+            raise _typed_connect_error(exc, parameters) from exc
+        assert isinstance(connected, AMQPProtocol)
+        proto = connected
+        return await proto.ready
+    finally:
+        if timer is not None and timer.active():
+            timer.cancel()

@@ -14,9 +14,10 @@ Rules, in the order the conversation happens:
   ``OpenOk`` fires :attr:`AMQPProtocol.ready`.
 * Heartbeats (when negotiated to ``H`` > 0 seconds): a heartbeat frame is sent
   whenever nothing was sent for ``H / 2`` seconds; the peer is declared dead
-  when nothing at all was received for two of those intervals (``H``), as
-  RabbitMQ itself does, and the connection fails with
-  :class:`~txamqp091.exceptions.AMQPHeartbeatTimeout`.
+  when nothing at all was received for two heartbeat intervals (``2 * H``), and
+  the connection fails with :class:`~txamqp091.exceptions.AMQPHeartbeatTimeout`.
+  (A broker that sends only when idle for ``H / 2`` can leave gaps close to
+  ``H``; waiting ``2 * H`` never mistakes such a gap for a dead peer.)
 * ``Connection.Blocked`` starts the ``blocked_connection_timeout`` timer;
   ``Unblocked`` stops it; expiry fails the connection with
   :class:`~txamqp091.exceptions.ConnectionBlockedTimeout`.
@@ -369,12 +370,10 @@ class AMQPProtocol(Protocol):
         return ch._open()
 
     def _free_channel_number(self) -> int | None:
-        limit = self.channel_max or 65535
-        n = len(self._channels) + 1
-        if n <= limit and n not in self._channels:
-            return n
-        for n in range(1, limit + 1):
-            if n not in self._channels:
+        """The lowest channel number not in use, or ``None``."""
+        channels = self._channels
+        for n in range(1, (self.channel_max or 65535) + 1):
+            if n not in channels:
                 return n
         return None
 
@@ -538,6 +537,10 @@ class AMQPProtocol(Protocol):
         try:
             frames = self._decoder.feed(data)
         except _CODEC_ERRORS as exc:
+            if self._state is _HANDSHAKE and self.frames_received == 0:
+                # Not one frame yet: the server does not speak AMQP (e.g. HTTP).
+                self._abort(IncompatibleProtocolError(f"the server does not speak AMQP: {exc}"))
+                return
             self._violation(exc)
             return
         self.frames_received += len(frames)
@@ -578,7 +581,7 @@ class AMQPProtocol(Protocol):
                         type(header) is _HeaderFrame
                         and type(body) is _BodyFrame
                         and header.channel_number == number == body.channel_number
-                        and header.body_size == len(body.fragment)
+                        and 0 < header.body_size == len(body.fragment)
                         and ch._state is _CHANNEL_OPEN
                         and ch._content_method is None
                     ):
@@ -741,7 +744,7 @@ class AMQPProtocol(Protocol):
         self._last_received = self.clock.seconds()
         self._sent_at_tick = self.bytes_sent
         self._send_timer = self.clock.callLater(self.heartbeat / 2, self._send_tick)
-        self._recv_timer = self.clock.callLater(self.heartbeat, self._recv_check)
+        self._recv_timer = self.clock.callLater(2 * self.heartbeat, self._recv_check)
 
     def _send_tick(self) -> None:
         if self.bytes_sent == self._sent_at_tick:
@@ -750,14 +753,14 @@ class AMQPProtocol(Protocol):
         self._send_timer = self.clock.callLater(self.heartbeat / 2, self._send_tick)
 
     def _recv_check(self) -> None:
-        deadline = self._last_received + self.heartbeat
+        deadline = self._last_received + 2 * self.heartbeat
         now = self.clock.seconds()
         if now >= deadline:
             self._recv_timer = None
             self._abort(
                 AMQPHeartbeatTimeout(
-                    f"No data from the broker for {self.heartbeat} s "
-                    f"(two heartbeat intervals of {self.heartbeat / 2:g} s)"
+                    f"No data from the broker for {2 * self.heartbeat} s "
+                    f"(two heartbeat timeouts of {self.heartbeat} s)"
                 )
             )
             return
