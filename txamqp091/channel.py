@@ -31,6 +31,7 @@ Rules:
 
 from __future__ import annotations
 
+import struct
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -85,6 +86,10 @@ _encode_method_frame = codec.encode_method_frame
 _Deliver = spec.Basic.Deliver
 _Ack = spec.Basic.Ack
 _EMPTY = b""
+# Basic.Ack as a whole frame: type 1, channel, size 13, class 60, method 80,
+# delivery tag, the "multiple" bit, frame end.
+_ACK_FRAME = struct.Struct(">BHIHHQ?B")
+_TAG_LIMIT = 1 << 64
 
 
 def _check_str(value: object, name: str) -> str:
@@ -172,9 +177,14 @@ class Channel:
         self._confirming = False
         self._select_queued = False
         self._publish_seq = 0
-        # seq -> (deferred, exchange, routing_key, body, properties, mandatory); a
-        # plain tuple is cheaper than a PublishedMessage, built only when needed.
-        self._unconfirmed: dict[int, tuple[Any, ...]] = {}
+        # Unconfirmed publishes in sequence order, the first one numbered
+        # _first_seq; an entry is (deferred, exchange, routing_key, body,
+        # properties, mandatory) -- a plain tuple is cheaper than a
+        # PublishedMessage, built only when needed -- or None once settled out
+        # of order.  Acks settle from the front, so this stays O(1) per message.
+        self._unconfirmed: deque[tuple[Any, ...] | None] = deque()
+        self._first_seq = 1
+        self._unconfirmed_n = 0
         self._returned: dict[int, ReturnedMessage] = {}
         #: Whether the broker asked us to stop publishing (``Channel.Flow``).
         self.flow_active = True
@@ -219,7 +229,7 @@ class Channel:
     @property
     def unconfirmed_count(self) -> int:
         """How many confirmed-mode publishes await the broker's ack or nack."""
-        return len(self._unconfirmed)
+        return self._unconfirmed_n
 
     def add_on_close_callback(self, callback: Callable[[Channel, Exception], object]) -> None:
         """Call ``callback(channel, reason)`` once, when the channel closes."""
@@ -426,10 +436,13 @@ class Channel:
                 rpc.timer.cancel()
             if rpc.deferred is not None and not rpc.deferred.called:
                 rpc.deferred.errback(reason)
-        unconfirmed, self._unconfirmed = self._unconfirmed, {}
+        unconfirmed, self._unconfirmed = self._unconfirmed, deque()
+        self._first_seq = self._publish_seq + 1
+        self._unconfirmed_n = 0
         self._returned.clear()
-        for entry in unconfirmed.values():
-            entry[0].errback(reason)
+        for entry in unconfirmed:
+            if entry is not None:
+                entry[0].errback(reason)
         consumers, self._consumers = self._consumers, {}
         for consumer in consumers.values():
             if isinstance(consumer, ConsumerQueue):
@@ -620,11 +633,12 @@ class Channel:
         self._on_confirm(method.delivery_tag, method.multiple, method)
 
     def _on_return(self, message: ReturnedMessage) -> None:
-        if self._unconfirmed:
+        if self._unconfirmed_n:
             method: Any = message.method
-            for seq, entry in self._unconfirmed.items():
+            for seq, entry in enumerate(self._unconfirmed, self._first_seq):
                 if (
-                    entry[5]
+                    entry is not None
+                    and entry[5]
                     and seq not in self._returned
                     and entry[1] == method.exchange
                     and entry[2] == method.routing_key
@@ -640,18 +654,30 @@ class Channel:
     def _on_confirm(self, tag: int, multiple: bool, method: spec.Method) -> None:
         """Settle the publishes a ``Basic.Ack`` or ``Basic.Nack`` covers."""
         unconfirmed = self._unconfirmed
+        first = self._first_seq
+        settled: list[tuple[int, tuple[Any, ...]]] = []
         if multiple:
-            settled = []
-            for seq in unconfirmed:
-                if seq > tag:
-                    break
-                settled.append(seq)
+            count = min(tag - first + 1, len(unconfirmed))
+            popleft = unconfirmed.popleft
+            for seq in range(first, first + max(count, 0)):
+                entry = popleft()
+                if entry is not None:
+                    settled.append((seq, entry))
+            self._first_seq = first + max(count, 0)
         else:
-            settled = [tag] if tag in unconfirmed else []
+            index = tag - first
+            if 0 <= index < len(unconfirmed):
+                entry = unconfirmed[index]
+                if entry is not None:
+                    settled.append((tag, entry))
+                    unconfirmed[index] = None
+        while unconfirmed and unconfirmed[0] is None:
+            unconfirmed.popleft()
+            self._first_seq += 1
+        self._unconfirmed_n -= len(settled)
         nack = type(method) is not _Ack
         returned = self._returned
-        for seq in settled:
-            entry = unconfirmed.pop(seq)
+        for seq, entry in settled:
             if nack:
                 returned.pop(seq, None)
                 entry[0].errback(NackError([PublishedMessage(*entry[1:])]))
@@ -718,15 +744,9 @@ class Channel:
         if not self._confirming and not self._select_queued:
             return PUBLISHED
         self._publish_seq += 1
+        self._unconfirmed_n += 1
         d: Deferred[spec.Method] = Deferred()
-        self._unconfirmed[self._publish_seq] = (
-            d,
-            exchange,
-            routing_key,
-            body,
-            properties,
-            mandatory,
-        )
+        self._unconfirmed.append((d, exchange, routing_key, body, properties, mandatory))
         return d
 
     def confirm_delivery(self) -> Deferred[_MethodFrame]:
@@ -863,7 +883,15 @@ class Channel:
         """Acknowledge one delivery, or all up to *delivery_tag* with *multiple*."""
         if type(multiple) is not bool:
             _check_bool(multiple, "multiple")
-        self._send_ack(_Ack(delivery_tag, multiple))
+        if self._state is not _OPEN:
+            self._check_open()
+        if type(delivery_tag) is int and 0 <= delivery_tag < _TAG_LIMIT:
+            # The hottest write of a consumer: one struct.pack, no method object.
+            self.connection._write(
+                _ACK_FRAME.pack(1, self.channel_number, 13, 60, 80, delivery_tag, multiple, 0xCE)
+            )
+        else:
+            self._send_ack(_Ack(delivery_tag, multiple))  # validates and explains
 
     def basic_nack(
         self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True
