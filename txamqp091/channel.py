@@ -42,6 +42,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from txamqp091 import codec, spec
+from txamqp091.channel_rpcs import ChannelRPCs, check_bool, check_str, check_table
 from txamqp091.exceptions import (
     AMQPTimeoutError,
     BodyTooLongError,
@@ -54,6 +55,7 @@ from txamqp091.exceptions import (
     UnexpectedFrameError,
     UnroutableError,
 )
+from txamqp091.lifecycle import CLOSED, CLOSING, OPEN, Lifecycle
 from txamqp091.message import (
     PUBLISHED,
     ConsumerQueue,
@@ -73,9 +75,9 @@ _log = Logger()
 MessageCallback = Callable[["Channel", spec.Method, spec.BasicProperties, bytes], object]
 
 _OPENING: Final = "opening"
-_OPEN: Final = "open"
-_CLOSING: Final = "closing"
-_CLOSED: Final = "closed"
+_OPEN: Final = OPEN
+_CLOSING: Final = CLOSING
+_CLOSED: Final = CLOSED
 
 _MethodFrame = codec.MethodFrame
 _HeaderFrame = codec.HeaderFrame
@@ -90,24 +92,6 @@ _EMPTY = b""
 # delivery tag, the "multiple" bit, frame end.
 _ACK_FRAME = struct.Struct(">BHIHHQ?B")
 _TAG_LIMIT = 1 << 64
-
-
-def _check_str(value: object, name: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    return value
-
-
-def _check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
-    return value
-
-
-def _check_table(value: object, name: str) -> dict[str, Any] | None:
-    if value is not None and not isinstance(value, dict):
-        raise TypeError(f"{name} must be a dict or None, not {type(value).__name__}")
-    return value
 
 
 class _Rpc:
@@ -141,7 +125,7 @@ class _Rpc:
         self.timer: IDelayedCall | None = None
 
 
-class Channel:
+class Channel(Lifecycle, ChannelRPCs):
     """An AMQP channel; every operation returns a Deferred.
 
     Obtain one with :meth:`AMQPProtocol.channel() <txamqp091.protocol.AMQPProtocol.channel>`.
@@ -154,18 +138,15 @@ class Channel:
         self.connection = connection
         #: This channel's number.
         self.channel_number = channel_number
-        self._state = _OPENING
-        self._reason: Exception | None = None
+        self._init_lifecycle(_OPENING)
         self._queue: deque[_Rpc] = deque()
         self._current: _Rpc | None = None
         self._consumers: dict[str, MessageCallback | ConsumerQueue] = {}
-        self._close_callbacks: list[Callable[[Channel, Exception], object]] = []
         self._return_callbacks: list[
             Callable[[Channel, spec.Method, spec.BasicProperties, bytes], object]
         ] = []
         self._cancel_callbacks: list[Callable[[_MethodFrame], object]] = []
         self._flow_callbacks: list[Callable[[bool], object]] = []
-        self._close_deferreds: list[Deferred[Exception]] = []
         self._close_timer: IDelayedCall | None = None
         # Content being assembled: method, properties, remaining size, parts.
         self._content_method: spec.Method | None = None
@@ -197,26 +178,6 @@ class Channel:
     # ------------------------------------------------------------------
 
     @property
-    def is_open(self) -> bool:
-        """``True`` between ``OpenOk`` and the start of closing."""
-        return self._state is _OPEN
-
-    @property
-    def is_closing(self) -> bool:
-        """``True`` while the close handshake is in progress."""
-        return self._state is _CLOSING
-
-    @property
-    def is_closed(self) -> bool:
-        """``True`` once the channel is closed."""
-        return self._state is _CLOSED
-
-    @property
-    def close_reason(self) -> Exception | None:
-        """Why the channel closed, or ``None`` while it is not closed."""
-        return self._reason if self._state is _CLOSED else None
-
-    @property
     def consumer_tags(self) -> list[str]:
         """Tags of the consumers active on this channel."""
         return list(self._consumers)
@@ -231,10 +192,6 @@ class Channel:
         """How many confirmed-mode publishes await the broker's ack or nack."""
         return self._unconfirmed_n
 
-    def add_on_close_callback(self, callback: Callable[[Channel, Exception], object]) -> None:
-        """Call ``callback(channel, reason)`` once, when the channel closes."""
-        self._close_callbacks.append(callback)
-
     def add_on_return_callback(
         self, callback: Callable[[Channel, spec.Method, spec.BasicProperties, bytes], object]
     ) -> None:
@@ -248,16 +205,6 @@ class Channel:
     def add_on_flow_callback(self, callback: Callable[[bool], object]) -> None:
         """Call ``callback(active)`` when the broker sends ``Channel.Flow``."""
         self._flow_callbacks.append(callback)
-
-    def when_closed(self) -> Deferred[Exception]:
-        """A Deferred that fires (never fails) with the reason the channel closed."""
-        d: Deferred[Exception] = Deferred()
-        if self._state is _CLOSED:
-            assert self._reason is not None
-            d.callback(self._reason)
-        else:
-            self._close_deferreds.append(d)
-        return d
 
     def _check_open(self) -> None:
         if self._state is not _OPEN:
@@ -394,7 +341,7 @@ class Channel:
         """
         if isinstance(reply_code, bool) or not isinstance(reply_code, int):
             raise TypeError(f"reply_code must be an int, not {reply_code!r}")
-        _check_str(reply_text, "reply_text")
+        check_str(reply_text, "reply_text")
         if self._state in (_CLOSING, _CLOSED):
             raise ChannelWrongStateError(f"channel {self.channel_number} is {self._state}")
         done = self.when_closed().addCallback(lambda _: None)
@@ -465,14 +412,7 @@ class Channel:
         self.connection._forget_channel(self.channel_number)
         reason = self._reason
         self._fail_pending(reason)
-        for cb in self._close_callbacks:
-            try:
-                cb(self, reason)
-            except Exception:
-                _log.failure("channel on-close callback {cb!r} failed", cb=cb)
-        waiters, self._close_deferreds = self._close_deferreds, []
-        for d in waiters:
-            d.callback(reason)
+        self._announce_closed(reason)
 
     def _on_connection_closed(self, reason: Exception) -> None:
         """The connection is gone: fail everything with its reason."""
@@ -724,7 +664,7 @@ class Channel:
                 f"properties must be BasicProperties or None, not {type(properties).__name__}"
             )
         if type(mandatory) is not bool:
-            _check_bool(mandatory, "mandatory")
+            check_bool(mandatory, "mandatory")
         data = _encode_message(
             self.channel_number,
             _Publish(0, exchange, routing_key, mandatory, False),
@@ -792,15 +732,15 @@ class Channel:
         :raises DuplicateConsumerTag: if *consumer_tag* is in use on this channel.
         """
         self._check_open()
-        _check_str(queue, "queue")
+        check_str(queue, "queue")
         if on_message_callback is not None and not callable(on_message_callback):
             raise TypeError("on_message_callback must be callable or None")
-        _check_bool(auto_ack, "auto_ack")
-        _check_bool(exclusive, "exclusive")
-        _check_table(arguments, "arguments")
+        check_bool(auto_ack, "auto_ack")
+        check_bool(exclusive, "exclusive")
+        check_table(arguments, "arguments")
         if consumer_tag is None:
             consumer_tag = f"ctag{self.channel_number}.{uuid.uuid4().hex}"
-        _check_str(consumer_tag, "consumer_tag")
+        check_str(consumer_tag, "consumer_tag")
         if consumer_tag in self._consumers:
             raise DuplicateConsumerTag(consumer_tag)
         method = spec.Basic.Consume(
@@ -849,7 +789,7 @@ class Channel:
         :returns: a Deferred firing with the ``Basic.CancelOk`` frame.
         """
         self._check_open()
-        _check_str(consumer_tag, "consumer_tag")
+        check_str(consumer_tag, "consumer_tag")
 
         def cancelled(frame: _MethodFrame) -> _MethodFrame:
             consumer = self._consumers.pop(consumer_tag, None)
@@ -867,8 +807,8 @@ class Channel:
             queue is empty.
         """
         self._check_open()
-        _check_str(queue, "queue")
-        _check_bool(auto_ack, "auto_ack")
+        check_str(queue, "queue")
+        check_bool(auto_ack, "auto_ack")
 
         def got(frame: _MethodFrame) -> None:
             return None  # Basic.GetEmpty; GetOk is answered with its content
@@ -882,7 +822,7 @@ class Channel:
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
         """Acknowledge one delivery, or all up to *delivery_tag* with *multiple*."""
         if type(multiple) is not bool:
-            _check_bool(multiple, "multiple")
+            check_bool(multiple, "multiple")
         if self._state is not _OPEN:
             self._check_open()
         if type(delivery_tag) is int and 0 <= delivery_tag < _TAG_LIMIT:
@@ -897,219 +837,14 @@ class Channel:
         self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True
     ) -> None:
         """Reject one or several deliveries, requeueing them by default."""
-        _check_bool(multiple, "multiple")
-        _check_bool(requeue, "requeue")
+        check_bool(multiple, "multiple")
+        check_bool(requeue, "requeue")
         self._send_ack(spec.Basic.Nack(delivery_tag, multiple, requeue))
 
     def basic_reject(self, delivery_tag: int = 0, requeue: bool = True) -> None:
         """Reject one delivery, requeueing it by default."""
-        _check_bool(requeue, "requeue")
+        check_bool(requeue, "requeue")
         self._send_ack(spec.Basic.Reject(delivery_tag, requeue))
-
-    def basic_qos(
-        self, prefetch_size: int = 0, prefetch_count: int = 0, global_qos: bool = False
-    ) -> Deferred[_MethodFrame]:
-        """Set the prefetch window (per consumer, or per channel with *global_qos*)."""
-        _check_bool(global_qos, "global_qos")
-        return self._rpc(spec.Basic.Qos(prefetch_size, prefetch_count, global_qos))
-
-    def basic_recover(self, requeue: bool = False) -> Deferred[_MethodFrame]:
-        """Ask the broker to redeliver unacknowledged messages."""
-        _check_bool(requeue, "requeue")
-        return self._rpc(spec.Basic.Recover(requeue))
-
-    # ------------------------------------------------------------------
-    # Exchanges, queues, transactions, flow
-    # ------------------------------------------------------------------
-
-    def exchange_declare(
-        self,
-        exchange: str,
-        exchange_type: str = "direct",
-        passive: bool = False,
-        durable: bool = False,
-        auto_delete: bool = False,
-        internal: bool = False,
-        arguments: dict[str, Any] | None = None,
-    ) -> Deferred[_MethodFrame]:
-        """Declare an exchange; fires with the ``Exchange.DeclareOk`` frame."""
-        kind = getattr(exchange_type, "value", exchange_type)
-        _check_str(kind, "exchange_type")
-        for name, flag in (
-            ("passive", passive),
-            ("durable", durable),
-            ("auto_delete", auto_delete),
-            ("internal", internal),
-        ):
-            _check_bool(flag, name)
-        return self._rpc(
-            spec.Exchange.Declare(
-                0,
-                exchange,
-                kind,
-                passive,
-                durable,
-                auto_delete,
-                internal,
-                False,
-                _check_table(arguments, "arguments") or {},
-            )
-        )
-
-    def exchange_delete(
-        self, exchange: str | None = None, if_unused: bool = False
-    ) -> Deferred[_MethodFrame]:
-        """Delete an exchange; fires with the ``Exchange.DeleteOk`` frame."""
-        _check_bool(if_unused, "if_unused")
-        return self._rpc(spec.Exchange.Delete(0, exchange or "", if_unused, False))
-
-    def exchange_bind(
-        self,
-        destination: str,
-        source: str,
-        routing_key: str = "",
-        arguments: dict[str, Any] | None = None,
-    ) -> Deferred[_MethodFrame]:
-        """Bind exchange *destination* to *source*; fires with ``Exchange.BindOk``."""
-        return self._rpc(
-            spec.Exchange.Bind(
-                0,
-                destination,
-                source,
-                routing_key,
-                False,
-                _check_table(arguments, "arguments") or {},
-            )
-        )
-
-    def exchange_unbind(
-        self,
-        destination: str | None = None,
-        source: str | None = None,
-        routing_key: str = "",
-        arguments: dict[str, Any] | None = None,
-    ) -> Deferred[_MethodFrame]:
-        """Remove an exchange-to-exchange binding; fires with ``Exchange.UnbindOk``."""
-        return self._rpc(
-            spec.Exchange.Unbind(
-                0,
-                destination or "",
-                source or "",
-                routing_key,
-                False,
-                _check_table(arguments, "arguments") or {},
-            )
-        )
-
-    def queue_declare(
-        self,
-        queue: str,
-        passive: bool = False,
-        durable: bool = False,
-        exclusive: bool = False,
-        auto_delete: bool = False,
-        arguments: dict[str, Any] | None = None,
-    ) -> Deferred[_MethodFrame]:
-        """Declare a queue (``""`` for a server-named one).
-
-        :returns: a Deferred firing with the ``Queue.DeclareOk`` frame
-            (``result.method.queue``, ``.message_count``, ``.consumer_count``).
-        """
-        _check_str(queue, "queue")
-        for name, flag in (
-            ("passive", passive),
-            ("durable", durable),
-            ("exclusive", exclusive),
-            ("auto_delete", auto_delete),
-        ):
-            _check_bool(flag, name)
-        return self._rpc(
-            spec.Queue.Declare(
-                0,
-                queue,
-                passive,
-                durable,
-                exclusive,
-                auto_delete,
-                False,
-                _check_table(arguments, "arguments") or {},
-            )
-        )
-
-    def queue_bind(
-        self,
-        queue: str,
-        exchange: str,
-        routing_key: str | None = None,
-        arguments: dict[str, Any] | None = None,
-    ) -> Deferred[_MethodFrame]:
-        """Bind a queue; *routing_key* defaults to the queue name (as pika does)."""
-        _check_str(queue, "queue")
-        return self._rpc(
-            spec.Queue.Bind(
-                0,
-                queue,
-                exchange,
-                queue if routing_key is None else routing_key,
-                False,
-                _check_table(arguments, "arguments") or {},
-            )
-        )
-
-    def queue_unbind(
-        self,
-        queue: str,
-        exchange: str | None = None,
-        routing_key: str | None = None,
-        arguments: dict[str, Any] | None = None,
-    ) -> Deferred[_MethodFrame]:
-        """Remove a binding; *routing_key* defaults to the queue name."""
-        _check_str(queue, "queue")
-        return self._rpc(
-            spec.Queue.Unbind(
-                0,
-                queue,
-                exchange or "",
-                queue if routing_key is None else routing_key,
-                _check_table(arguments, "arguments") or {},
-            )
-        )
-
-    def queue_purge(self, queue: str) -> Deferred[_MethodFrame]:
-        """Remove every ready message; fires with ``Queue.PurgeOk`` (``message_count``)."""
-        _check_str(queue, "queue")
-        return self._rpc(spec.Queue.Purge(0, queue, False))
-
-    def queue_delete(
-        self, queue: str, if_unused: bool = False, if_empty: bool = False
-    ) -> Deferred[_MethodFrame]:
-        """Delete a queue; fires with ``Queue.DeleteOk`` (``message_count``)."""
-        _check_str(queue, "queue")
-        _check_bool(if_unused, "if_unused")
-        _check_bool(if_empty, "if_empty")
-        return self._rpc(spec.Queue.Delete(0, queue, if_unused, if_empty, False))
-
-    def tx_select(self) -> Deferred[_MethodFrame]:
-        """Use transactions on this channel; fires with ``Tx.SelectOk``."""
-        return self._rpc(spec.Tx.Select())
-
-    def tx_commit(self) -> Deferred[_MethodFrame]:
-        """Commit the current transaction; fires with ``Tx.CommitOk``."""
-        return self._rpc(spec.Tx.Commit())
-
-    def tx_rollback(self) -> Deferred[_MethodFrame]:
-        """Roll back the current transaction; fires with ``Tx.RollbackOk``."""
-        return self._rpc(spec.Tx.Rollback())
-
-    def flow(self, active: bool) -> Deferred[_MethodFrame]:
-        """Ask the broker to pause or resume deliveries; fires with ``Channel.FlowOk``.
-
-        RabbitMQ does not implement ``flow(False)``: it closes the whole
-        connection with 540 (``NOT_IMPLEMENTED``).  Use ``basic_qos`` or
-        ``basic_cancel`` to stop deliveries instead.
-        """
-        _check_bool(active, "active")
-        return self._rpc(spec.Channel.Flow(active))
 
 
 _BROKER_METHODS: Final[dict[type[spec.Method], Callable[[Channel, _MethodFrame], None]]] = {

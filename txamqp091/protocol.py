@@ -31,7 +31,6 @@ Rules, in the order the conversation happens:
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -42,7 +41,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txamqp091 import __version__, codec, spec
+from txamqp091 import codec, spec
 from txamqp091.channel import _OPEN as _CHANNEL_OPEN
 from txamqp091.channel import Channel
 from txamqp091.exceptions import (
@@ -68,12 +67,20 @@ from txamqp091.exceptions import (
     UnexpectedFrameError,
     VirtualHostAccessRefused,
 )
+from txamqp091.handshake import (
+    CLIENT_CAPABILITIES,
+    client_properties,
+    negotiate,
+    negotiate_heartbeat,
+)
+from txamqp091.lifecycle import CLOSED, CLOSING, OPEN, Lifecycle
 from txamqp091.parameters import ConnectionParameters, Parameters
 
 __all__ = [
     "CLIENT_CAPABILITIES",
     "DEFAULT_RPC_TIMEOUT",
     "AMQPProtocol",
+    "client_properties",
     "negotiate",
     "negotiate_heartbeat",
 ]
@@ -83,18 +90,6 @@ _log = Logger()
 #: Default time, in seconds, a synchronous channel or connection RPC may take.
 DEFAULT_RPC_TIMEOUT: Final = 30.0
 
-#: Capabilities announced to the broker in ``client_properties``.
-CLIENT_CAPABILITIES: Final = {
-    "authentication_failure_close": True,
-    "basic.nack": True,
-    "connection.blocked": True,
-    "consumer_cancel_notify": True,
-    "direct_reply_to": True,
-    "exchange_exchange_bindings": True,
-    "per_consumer_qos": True,
-    "publisher_confirms": True,
-}
-
 _CONNECTION_CLASS: Final = spec.Connection.INDEX
 
 # Connection states.
@@ -102,9 +97,9 @@ _INIT: Final = "init"
 _HANDSHAKE: Final = "handshake"  # header sent, waiting for Start
 _AUTH: Final = "auth"  # StartOk sent, waiting for Secure or Tune
 _OPENING: Final = "opening"  # Open sent, waiting for OpenOk
-_OPEN: Final = "open"
-_CLOSING: Final = "closing"
-_CLOSED: Final = "closed"
+_OPEN: Final = OPEN
+_CLOSING: Final = CLOSING
+_CLOSED: Final = CLOSED
 
 #: Bytes held back during a dispatch before they are handed to the transport anyway.
 _HOLD_LIMIT: Final = 256 * 1024
@@ -116,75 +111,8 @@ _BodyFrame: Final = codec.BodyFrame
 _CODEC_ERRORS: Final = (ProtocolSyntaxError, MethodNotImplemented, IncompatibleProtocolError)
 
 
-def negotiate(client: int | None, server: int | None) -> int:
-    """Negotiate ``channel_max`` or ``frame_max`` as pika does.
-
-    Zero (or ``None``) means "no limit" on either side, so the other side's
-    value wins; otherwise the smaller value wins.
-
-    :param client: the value the client asked for.
-    :param server: the value the broker proposed in ``Connection.Tune``.
-    :returns: the value to send in ``Connection.TuneOk``.
-    """
-    client = client or 0
-    server = server or 0
-    if client == 0 or server == 0:
-        return max(client, server)
-    return min(client, server)
-
-
-def negotiate_heartbeat(connection: object, client: Any, server: int) -> int:
-    """Negotiate the heartbeat timeout as pika does.
-
-    :param connection: passed to a callable *client* value.
-    :param client: ``None`` (accept the broker's value), an ``int`` (the
-        client's value wins, ``0`` disables heartbeats), or a callable
-        ``(connection, server_value) -> int | None`` whose ``None`` accepts
-        the broker's value.
-    :param server: the broker's proposed timeout in seconds.
-    :returns: the heartbeat timeout in seconds, ``0`` for none.
-    :raises TypeError: when a callable returns something other than an
-        ``int`` or ``None``.
-    """
-    if callable(client):
-        value = client(connection, server)
-        if value is None:
-            return server
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"heartbeat callable must return an int or None, not {value!r}")
-        if not 0 <= value <= 0xFFFF:
-            raise ValueError(f"heartbeat callable returned {value}, outside 0..65535")
-        return value
-    if client is None:
-        return server
-    return int(client)
-
-
-def client_properties(parameters: Parameters) -> dict[str, Any]:
-    """The ``client_properties`` table sent in ``Connection.StartOk``.
-
-    :param parameters: the connection parameters; their ``client_properties``
-        are merged over the defaults (capabilities are merged key by key).
-    :returns: a new dictionary.
-    """
-    props: dict[str, Any] = {
-        "product": "txamqp091",
-        "version": __version__,
-        "platform": f"Python {platform.python_version()}",
-        "information": "Twisted AMQP 0-9-1 client",
-        "capabilities": dict(CLIENT_CAPABILITIES),
-    }
-    extra = parameters.client_properties or {}
-    for key, value in extra.items():
-        if key == "capabilities" and isinstance(value, dict):
-            props["capabilities"].update(value)
-        else:
-            props[key] = value
-    return props
-
-
 @implementer(IPushProducer)
-class AMQPProtocol(Protocol):
+class AMQPProtocol(Lifecycle, Protocol):
     """One AMQP 0-9-1 connection, speaking through a Twisted transport.
 
     :param parameters: connection settings (credentials, vhost, tuning,
@@ -224,12 +152,9 @@ class AMQPProtocol(Protocol):
         self.bytes_received = 0
         self.frames_sent = 0
         self.frames_received = 0
-        self._state = _INIT
+        self._init_lifecycle(_INIT)
         self._decoder = codec.FrameDecoder(spec.FRAME_MIN_SIZE)
         self._channels: dict[int, Channel] = {}
-        self._reason: Exception | None = None
-        self._close_waiters: list[Deferred[Exception]] = []
-        self._close_callbacks: list[Callable[[AMQPProtocol, Exception], object]] = []
         self._blocked_callbacks: list[Callable[[AMQPProtocol, spec.Method], object]] = []
         self._unblocked_callbacks: list[Callable[[AMQPProtocol, spec.Method], object]] = []
         self._pending_rpc: Deferred[spec.Method] | None = None
@@ -256,26 +181,6 @@ class AMQPProtocol(Protocol):
 
     def __repr__(self) -> str:
         return f"<AMQPProtocol {self._state} {self.parameters.host}:{self.parameters.port}>"
-
-    @property
-    def is_open(self) -> bool:
-        """``True`` once ``OpenOk`` arrived and until closing starts."""
-        return self._state is _OPEN
-
-    @property
-    def is_closing(self) -> bool:
-        """``True`` while the close handshake is in progress."""
-        return self._state is _CLOSING
-
-    @property
-    def is_closed(self) -> bool:
-        """``True`` once the connection is gone (or before it was ever made)."""
-        return self._state is _CLOSED
-
-    @property
-    def close_reason(self) -> Exception | None:
-        """The typed reason the connection closed, or ``None`` while it lives."""
-        return self._reason if self._state is _CLOSED else None
 
     @property
     def server_capabilities(self) -> dict[str, Any]:
@@ -310,25 +215,6 @@ class AMQPProtocol(Protocol):
     def channels(self) -> dict[int, Channel]:
         """The open (or opening) channels by number; a copy."""
         return dict(self._channels)
-
-    def when_closed(self) -> Deferred[Exception]:
-        """A Deferred that fires (never fails) with the typed close reason.
-
-        :returns: a new Deferred; already fired if the connection is closed.
-        """
-        if self._state is _CLOSED:
-            assert self._reason is not None
-            return succeed(self._reason)
-        d: Deferred[Exception] = Deferred()
-        self._close_waiters.append(d)
-        return d
-
-    def add_on_close_callback(self, callback: Callable[[AMQPProtocol, Exception], object]) -> None:
-        """Call ``callback(connection, reason)`` when the connection closes.
-
-        :param callback: called once, with the typed reason.
-        """
-        self._close_callbacks.append(callback)
 
     def add_on_connection_blocked_callback(
         self, callback: Callable[[AMQPProtocol, spec.Method], object]
@@ -629,14 +515,7 @@ class AMQPProtocol(Protocol):
             _log.debug("AMQP connection closed: {reason!r}", reason=exc)
         else:
             _log.info("AMQP connection lost: {reason!r}", reason=exc)
-        for cb in self._close_callbacks:
-            try:
-                cb(self, exc)
-            except Exception:
-                _log.failure("on-close callback {cb!r} failed", cb=cb)
-        waiters, self._close_waiters = self._close_waiters, []
-        for w in waiters:
-            w.callback(exc)
+        self._announce_closed(exc)
 
     def _reason_for_loss(self, state: str, reason: Failure) -> Exception:
         text = reason.getErrorMessage()

@@ -41,7 +41,8 @@ from txamqp091.exceptions import (
     UnexpectedFrameError,
     VirtualHostAccessRefused,
 )
-from txamqp091.protocol import CLIENT_CAPABILITIES, AMQPProtocol, client_properties, negotiate
+from txamqp091.handshake import CLIENT_CAPABILITIES, client_properties, negotiate
+from txamqp091.protocol import AMQPProtocol
 from txamqp091.test.fakebroker import AMQPTestCase, FakeBroker, raw_frame
 
 #: The capabilities the issue requires the client to announce.
