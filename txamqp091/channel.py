@@ -94,6 +94,24 @@ _ACK_FRAME = struct.Struct(">BHIHHQ?B")
 _TAG_LIMIT = 1 << 64
 
 
+def _same_content(
+    body: bytes | bytearray | memoryview,
+    properties: spec.BasicProperties | None,
+    returned: ReturnedMessage,
+) -> bool:
+    """Whether a returned message is this published one (same body and properties).
+
+    A Return carries no sequence number, and a routed message can be confirmed
+    after a later unroutable one, so the exchange and routing key alone do not
+    tell which publish came back; the broker returns body and properties as
+    they were published, which does.
+    """
+    if bytes(body) != returned.body:
+        return False
+    sent = b"\x00\x00" if properties is None else properties.encode()
+    return sent == returned.properties.encode()
+
+
 class _Rpc:
     """One synchronous request: its encoded frame, expected replies and Deferred."""
 
@@ -105,6 +123,7 @@ class _Rpc:
         "on_reply",
         "on_send",
         "replies",
+        "requeue_if_abandoned",
         "timer",
     )
 
@@ -121,6 +140,7 @@ class _Rpc:
         self.on_reply = on_reply
         self.on_send: Callable[[], None] | None = None
         self.frames = 1
+        self.requeue_if_abandoned = False
         self.abandoned = False
         self.timer: IDelayedCall | None = None
 
@@ -157,6 +177,7 @@ class Channel(Lifecycle, ChannelRPCs):
         # Publisher confirms.
         self._confirming = False
         self._select_queued = False
+        self._queued_writes = 0
         self._publish_seq = 0
         # Unconfirmed publishes in sequence order, the first one numbered
         # _first_seq; an entry is (deferred, exchange, routing_key, body,
@@ -265,6 +286,7 @@ class Channel(Lifecycle, ChannelRPCs):
         while queue and self._state is not _CLOSED:
             rpc = queue.popleft()
             if rpc.deferred is None:  # a publish queued behind Confirm.Select
+                self._queued_writes -= 1
                 self.connection._write(rpc.data, rpc.frames)
                 continue
             self._send_rpc(rpc)
@@ -366,11 +388,18 @@ class Channel(Lifecycle, ChannelRPCs):
             )
             timeout = self.connection.rpc_timeout
             if timeout is not None and timeout > 0:
-                self._close_timer = self.connection.clock.callLater(timeout, self._finish_close)
+                self._close_timer = self.connection.clock.callLater(timeout, self._close_timed_out)
+
+    def _close_timed_out(self) -> None:
+        """No CloseOk in time: close anyway, keeping the number until the broker answers."""
+        self._close_timer = None
+        self.connection._retire_channel_number(self.channel_number)
+        self._finish_close()
 
     def _fail_pending(self, reason: Exception) -> None:
         current, self._current = self._current, None
         queued, self._queue = list(self._queue), deque()
+        self._queued_writes = 0
         if current is not None:
             if current.timer is not None:
                 current.timer.cancel()
@@ -508,6 +537,14 @@ class Channel(Lifecycle, ChannelRPCs):
             rpc = self._current
             if rpc is None or spec.Basic.GetOk not in rpc.replies:
                 raise UnexpectedFrameError("Basic.GetOk without Basic.Get")
+            if rpc.abandoned and rpc.requeue_if_abandoned:
+                # Nobody waits for this message any more: give it back.
+                self.connection._write(
+                    _encode_method_frame(
+                        self.channel_number,
+                        spec.Basic.Reject(method.delivery_tag, True),
+                    )
+                )
             self._on_reply(
                 _MethodFrame(self.channel_number, method),
                 ReceivedMessage(self, method, props, body),
@@ -582,6 +619,7 @@ class Channel(Lifecycle, ChannelRPCs):
                     and seq not in self._returned
                     and entry[1] == method.exchange
                     and entry[2] == method.routing_key
+                    and _same_content(entry[3], entry[4], message)
                 ):
                     self._returned[seq] = message
                     break
@@ -675,10 +713,13 @@ class Channel(Lifecycle, ChannelRPCs):
         size = len(body) if type(body) is not memoryview else body.nbytes
         room = self.connection.frame_max - 8
         frames = 3 if 0 < size <= room else 2 + -(-size // room)
-        if self._select_queued:
+        if self._select_queued or self._queued_writes:
+            # Behind a Confirm.Select not yet sent, and behind publishes queued
+            # there: the broker numbers confirms in wire order.
             queued = _Rpc(data, (), None, None)
             queued.frames = frames
             self._queue.append(queued)
+            self._queued_writes += 1
         else:
             self.connection._write(data, frames)
         if not self._confirming and not self._select_queued:
@@ -813,7 +854,11 @@ class Channel(Lifecycle, ChannelRPCs):
         def got(frame: _MethodFrame) -> None:
             return None  # Basic.GetEmpty; GetOk is answered with its content
 
-        return self._rpc(spec.Basic.Get(0, queue, auto_ack), got)
+        rpc = self._make_rpc(spec.Basic.Get(0, queue, auto_ack), got)
+        rpc.requeue_if_abandoned = not auto_ack
+        self._submit(rpc)
+        assert rpc.deferred is not None
+        return rpc.deferred
 
     def _send_ack(self, method: spec.Method) -> None:
         self._check_open()

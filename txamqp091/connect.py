@@ -18,7 +18,7 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError, ConnectingCancelledError, TimeoutError
 from twisted.internet.interfaces import (
@@ -35,6 +35,7 @@ from txamqp091.exceptions import (
     AMQPConnectionError,
     AMQPTimeoutError,
     AuthenticationError,
+    ConnectionOpenAborted,
     IncompatibleProtocolError,
     VirtualHostAccessRefused,
 )
@@ -50,6 +51,7 @@ _PERMANENT = (
     AccessRefused,
     VirtualHostAccessRefused,
     AuthenticationError,
+    ConnectionOpenAborted,
     IncompatibleProtocolError,
 )
 
@@ -237,7 +239,7 @@ async def _connect(
         for endpoint, params in pairs:
             try:
                 return await _connect_one(reactor, endpoint, params, rpc_timeout)
-            except _PERMANENT:
+            except (CancelledError, *_PERMANENT):
                 raise
             except Exception as exc:
                 error = exc
@@ -285,7 +287,12 @@ async def _connect_one(
             raise _typed_connect_error(exc, parameters) from exc
         assert isinstance(connected, AMQPProtocol)
         proto = connected
-        return await proto.ready
+        try:
+            return await proto.ready
+        except CancelledError:
+            # The caller gave up: do not leave a half-open connection behind.
+            proto.fail(ConnectionOpenAborted("connect() was cancelled"))
+            raise
     finally:
         if timer is not None and timer.active():
             timer.cancel()

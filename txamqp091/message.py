@@ -81,7 +81,8 @@ class ConsumerQueue:
     after them :meth:`get` fails with the reason (e.g.
     :class:`~txamqp091.exceptions.ConsumerCancelled` when the broker cancelled
     the consumer), and ``async for`` stops — quietly when the application
-    cancelled the consumer itself, raising the reason otherwise.
+    cancelled the consumer or closed the channel or connection itself,
+    raising the reason otherwise.
     """
 
     def __init__(self, consumer_tag: str = "") -> None:
@@ -147,13 +148,24 @@ class ConsumerQueue:
     def __aiter__(self) -> AsyncIterator[ReceivedMessage]:
         return self
 
+    def _ended_normally(self) -> bool:
+        """Closed by the application itself: a cancel, or its own connection close."""
+        if self._closed is None:
+            return False
+        from txamqp091.exceptions import ConnectionClosedByClient
+
+        reason = self._closed.reason
+        return reason is None or isinstance(reason, ConnectionClosedByClient)
+
     async def __anext__(self) -> ReceivedMessage:
-        if not self._messages and self._closed is not None and self._closed.reason is None:
+        if self._messages:
+            return self._messages.popleft()
+        if self._ended_normally():
             raise StopAsyncIteration
         try:
             return await self.get()
         except BaseException:
-            if self._closed is not None and self._closed.reason is None and not self._messages:
+            if self._ended_normally() and not self._messages:
                 raise StopAsyncIteration from None
             raise
 

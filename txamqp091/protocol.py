@@ -104,6 +104,7 @@ _CLOSED: Final = CLOSED
 #: Bytes held back during a dispatch before they are handed to the transport anyway.
 _HOLD_LIMIT: Final = 256 * 1024
 
+_ChannelCloseOk: Final = spec.Channel.CloseOk
 _MethodFrame: Final = codec.MethodFrame
 _HeaderFrame: Final = codec.HeaderFrame
 _BodyFrame: Final = codec.BodyFrame
@@ -155,6 +156,9 @@ class AMQPProtocol(Lifecycle, Protocol):
         self._init_lifecycle(_INIT)
         self._decoder = codec.FrameDecoder(spec.FRAME_MIN_SIZE)
         self._channels: dict[int, Channel] = {}
+        # Numbers of channels closed without the broker's CloseOk (timed out):
+        # their late frames are dropped, and the number is not reused, until it comes.
+        self._retired: set[int] = set()
         self._blocked_callbacks: list[Callable[[AMQPProtocol, spec.Method], object]] = []
         self._unblocked_callbacks: list[Callable[[AMQPProtocol, spec.Method], object]] = []
         self._pending_rpc: Deferred[spec.Method] | None = None
@@ -174,6 +178,8 @@ class AMQPProtocol(Lifecycle, Protocol):
         self._out: list[bytes] | None = None
         self._out_bytes = 0
         self._producing = False
+        self._dropped = False
+        self._late_replies = 0
 
     # ------------------------------------------------------------------
     # Public state
@@ -249,7 +255,7 @@ class AMQPProtocol(Lifecycle, Protocol):
             raise TypeError(f"channel_number must be an int or None, not {channel_number!r}")
         elif not 1 <= channel_number <= (self.channel_max or 65535):
             raise InvalidChannelNumber(channel_number)
-        elif channel_number in self._channels:
+        elif channel_number in self._channels or channel_number in self._retired:
             raise InvalidChannelNumber(f"channel {channel_number} is already in use")
         ch = Channel(self, channel_number)
         self._channels[channel_number] = ch
@@ -257,9 +263,9 @@ class AMQPProtocol(Lifecycle, Protocol):
 
     def _free_channel_number(self) -> int | None:
         """The lowest channel number not in use, or ``None``."""
-        channels = self._channels
+        channels, retired = self._channels, self._retired
         for n in range(1, (self.channel_max or 65535) + 1):
-            if n not in channels:
+            if n not in channels and n not in retired:
                 return n
         return None
 
@@ -286,13 +292,19 @@ class AMQPProtocol(Lifecycle, Protocol):
             self._reason = ConnectionClosedByClient(reply_code, reply_text)
             self._fail_channels(self._reason)
             self._send_method(0, spec.Connection.Close(reply_code, reply_text, 0, 0))
-            self._close_timer = self._call_later(self.rpc_timeout, self._close_timed_out)
+            self._close_timer = self._call_later(
+                self.rpc_timeout or DEFAULT_RPC_TIMEOUT, self._close_timed_out
+            )
         elif self._state in (_INIT, _HANDSHAKE, _AUTH, _OPENING):
             self._abort(ConnectionOpenAborted(reply_code, reply_text))
         return done
 
     def _close_timed_out(self) -> None:
         self._close_timer = None
+        if self._dropped and not callable(getattr(self.transport, "abortConnection", None)):
+            # Dropped once already and the transport cannot abort: give up on it.
+            self.connectionLost(Failure(self._reason or StreamLostError()))  # type: ignore[no-untyped-call]
+            return
         self._drop(abort=True)
 
     def update_secret(self, new_secret: str, reason: str) -> Deferred[spec.Method]:
@@ -315,7 +327,16 @@ class AMQPProtocol(Lifecycle, Protocol):
         self._pending_rpc = d
         self._pending_rpc_replies = (spec.Connection.UpdateSecretOk,)
         self._send_method(0, spec.Connection.UpdateSecret(secret, reason))
+        timer = self._call_later(self.rpc_timeout, lambda: self._update_secret_timed_out(d))
+        if timer is not None:
+            d.addBoth(_cancel_timer, timer)
         return d
+
+    def _update_secret_timed_out(self, d: Deferred[spec.Method]) -> None:
+        if self._pending_rpc is d:
+            self._pending_rpc = None
+            self._late_replies += 1  # the UpdateSecretOk may still come: drop it then
+            d.errback(AMQPTimeoutError(f"no UpdateSecretOk within {self.rpc_timeout} s"))
 
     def when_writable(self) -> Deferred[None]:
         """A Deferred that fires when publishing may go on.
@@ -415,8 +436,8 @@ class AMQPProtocol(Lifecycle, Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         """Decode frames and dispatch them to the connection or its channels."""
-        if self._state is _CLOSED:
-            return
+        if self._dropped:
+            return  # closing the transport: nothing more is read
         self.bytes_received += len(data)
         if self._recv_timer is not None:
             self._last_received = self.clock.seconds()
@@ -446,11 +467,15 @@ class AMQPProtocol(Lifecycle, Protocol):
             number = frame.channel_number
             if not number:
                 self._on_connection_frame(frame)
-                if self._state is _CLOSED:
+                if self._dropped:
                     return
                 continue
             ch = channels.get(number)
             if ch is None:
+                if number in self._retired:
+                    if type(frame) is _MethodFrame and type(frame.method) is _ChannelCloseOk:
+                        self._retired.discard(number)
+                    continue
                 if self._state is _CLOSING:
                     continue  # frames racing our Connection.Close
                 self._violation(
@@ -473,14 +498,14 @@ class AMQPProtocol(Lifecycle, Protocol):
                     ):
                         i += 2
                         ch._on_content(frame.method, header.properties, body.fragment)
-                        if self._state is _CLOSED:
+                        if self._dropped:
                             return
                         continue
                 ch._on_frame(frame)
             except (ProtocolSyntaxError, MethodNotImplemented) as exc:
                 self._violation(exc)
                 return
-            if self._state is _CLOSED:
+            if self._dropped:
                 return
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -558,8 +583,11 @@ class AMQPProtocol(Lifecycle, Protocol):
         ``rpc_timeout`` (10 s when unset), it is aborted.
         """
         self._flush()
+        self._dropped = True
         if self._state is not _CLOSED:
             self._state = _CLOSING
+            # Channels end now: nothing more may be written after our last frame.
+            self._fail_channels(self._reason or StreamLostError("connection dropped"))
         transport = self.transport
         if transport is None:
             self.connectionLost(Failure(self._reason or StreamLostError()))  # type: ignore[no-untyped-call]
@@ -784,6 +812,9 @@ class AMQPProtocol(Lifecycle, Protocol):
 
     def _on_update_secret_ok(self, method: Any) -> None:
         d = self._pending_rpc
+        if d is None and self._late_replies:
+            self._late_replies -= 1
+            return
         if d is None or type(method) not in self._pending_rpc_replies:
             self._violation(UnexpectedFrameError(f"unexpected {method.NAME}"))
             return
@@ -822,6 +853,17 @@ class AMQPProtocol(Lifecycle, Protocol):
 
     def _forget_channel(self, channel_number: int) -> None:
         self._channels.pop(channel_number, None)
+
+    def _retire_channel_number(self, channel_number: int) -> None:
+        """Keep *channel_number* out of use until the broker's late Channel.CloseOk."""
+        self._retired.add(channel_number)
+
+
+def _cancel_timer(result: Any, timer: IDelayedCall) -> Any:
+    """Cancel *timer* if it is still pending; pass *result* on."""
+    if timer.active():
+        timer.cancel()
+    return result
 
 
 def _is_tls_failure(reason: Failure) -> bool:

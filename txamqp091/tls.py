@@ -244,6 +244,10 @@ class _TLSProtocol(Protocol):
                 self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._error is None and not self._handshaken:
+            self._error = AMQPTLSError(
+                f"connection lost during the TLS handshake: {reason.getErrorMessage()}"
+            )
         if self._error is not None:
             reason = Failure(self._error)  # type: ignore[no-untyped-call]
         self.wrapped.connectionLost(reason)
