@@ -807,7 +807,7 @@ class Channel(Lifecycle, ChannelRPCs):
             if self._consumers.get(tag) is target:
                 if failure.check(CancelledError) and rpc.abandoned:
                     # Sent already: the broker will start it; cancel it there.
-                    self._abandon_consumer(tag)
+                    self._abandon_consumer(tag, auto_ack)
                 else:
                     del self._consumers[tag]
             return failure
@@ -815,11 +815,20 @@ class Channel(Lifecycle, ChannelRPCs):
         d.addErrback(failed)
         return d
 
-    def _abandon_consumer(self, tag: str) -> None:
+    def _abandon_consumer(self, tag: str, auto_ack: bool) -> None:
+        """Cancel a consumer the application gave up on; requeue what reaches it meanwhile."""
+
         def cancelled(_: object) -> None:
             self._consumers.pop(tag, None)
 
+        def requeue(
+            channel: Channel, method: Any, properties: spec.BasicProperties, body: bytes
+        ) -> None:
+            if not auto_ack and channel.is_open:
+                channel.basic_reject(method.delivery_tag, True)
+
         if self._state is _OPEN:
+            self._consumers[tag] = requeue
             self._rpc(spec.Basic.Cancel(tag, False)).addBoth(cancelled)
         else:
             self._consumers.pop(tag, None)

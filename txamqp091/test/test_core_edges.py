@@ -131,6 +131,26 @@ class LateFrameTests(AMQPTestCase):
         self.assertEqual((reject.delivery_tag, reject.requeue), (7, True))
         self.finish(broker)
 
+    def test_abandoned_consumer_requeues_deliveries(self) -> None:
+        """Deliveries reaching a consumer whose basic_consume was cancelled in flight go
+        back to the queue (Basic.Reject, requeue) instead of to the callback."""
+        broker = self.open_connection()
+        ch = broker.open_channel()
+        seen: list[bytes] = []
+        d = ch.basic_consume("q", lambda c, m, p, body: seen.append(body), consumer_tag="t1")
+        broker.expect(spec.Basic.Consume, 1)
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        broker.send_method(1, spec.Basic.ConsumeOk("t1"))
+        broker.expect(spec.Basic.Cancel, 1)
+        broker.send_message(1, spec.Basic.Deliver("t1", 3, False, "", "q"), body=b"m")
+        reject = broker.expect(spec.Basic.Reject, 1)
+        self.assertEqual((reject.delivery_tag, reject.requeue), (3, True))
+        self.assertEqual(seen, [])
+        broker.send_method(1, spec.Basic.CancelOk("t1"))
+        self.assertEqual(ch.consumer_tags, [])
+        self.finish(broker)
+
     def test_no_channel_writes_after_broker_close(self) -> None:
         """Once the broker closed the connection, channels are closed at once: a publish
         raises instead of writing after our CloseOk."""
