@@ -14,7 +14,11 @@ Workloads (counts are multiplied by ``--scale``):
   ends when the broker holds all N (``queue_declare(passive=True)`` polled).
 * W2: 20,000 confirmed publishes, at most 1,000 in flight; confirm latency p50/p99.
 * W3: consume 100,000 x 64 B (put in the queue by this harness beforehand, not
-  measured) with prefetch 1,000 and one ``basic_ack`` per message.
+  measured) with prefetch 1,000 and one ``basic_ack`` per message, each client with
+  its own consumer style: a callback for txamqp091 and pika's Select face, the queue
+  object for pika's Twisted adapter (the only consumer it offers).
+* W3q: the same through a queue object (``yield queue.get()`` per message), for
+  txamqp091 and pika's Twisted adapter only: the like-for-like comparison.
 * W4: publish 500 x 1 MiB (until the broker holds all), then consume them with an
   ack each: two rows, each with MiB/s.
 * W5: 2,000 sequential RPC round trips over direct reply-to
@@ -73,7 +77,9 @@ BODY = b"x" * 64
 BIG_BODY = b"x" * (1 << 20)
 MIB = float(1 << 20)
 #: Base counts, before --scale.
-COUNTS = {"W1": 100_000, "W2": 20_000, "W3": 100_000, "W4": 500, "W5": 2_000}
+COUNTS = {"W1": 100_000, "W2": 20_000, "W3": 100_000, "W3q": 100_000, "W4": 500, "W5": 2_000}
+#: Workloads only some clients run (W3q: consuming through a queue object).
+ONLY_FOR = {"W3q": {"pika-twisted", "txamqp091"}}
 CONFIRM_WINDOW = 1_000  # W2: most confirms outstanding at once
 PREFETCH = 1_000  # W3
 BIG_PREFETCH = 100  # W4 consume: 100 MiB in flight at most
@@ -301,7 +307,7 @@ def run_one(client: str, workload: str, count: int, url: str) -> dict[str, Any]:
     queue = f"bench-{workload.lower()}-{client}-{uuid.uuid4().hex[:10]}"
     responder = None
     try:
-        if workload == "W3":
+        if workload in ("W3", "W3q"):
             prefill(url, queue, count)
         if workload == "W5":
             responder = Responder(url, queue + RPC_QUEUE_SUFFIX)
@@ -311,7 +317,7 @@ def run_one(client: str, workload: str, count: int, url: str) -> dict[str, Any]:
         if responder is not None:
             replied, responder = responder.stop(), None
             expect(replied, count, "requests the RPC responder answered")
-        if workload in ("W3", "W4"):
+        if workload in ("W3", "W3q", "W4"):
             check_empty(url, queue)
         return report
     finally:
@@ -450,7 +456,7 @@ def main() -> int:
     for workload in workloads:
         count = max(1, round(COUNTS[workload] * args.scale))
         for client in clients:
-            if client in unavailable:
+            if client in unavailable or client not in ONLY_FOR.get(workload, {client}):
                 continue
             if rows or failures:
                 time.sleep(args.pause)  # the last run's queue deletion, GC: not this run's
