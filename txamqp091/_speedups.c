@@ -1071,7 +1071,7 @@ c_encode_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyOb
     const char *body = PyBytes_AS_STRING(args[3]);
     Py_ssize_t chunk = (Py_ssize_t)frame_max - 8;
     Buf b = {0};
-    int rc = buf_reserve(&b, 256 + body_size + 8 * (body_size / chunk + 1));
+    int rc = buf_reserve(&b, 256);
     if (rc < 0) return NULL;
     /* method frame */
     b.len = 7;
@@ -1095,19 +1095,27 @@ c_encode_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyOb
     wr16(h + 9, 0);
     wr64(h + 11, (uint64_t)body_size);
     if ((rc = buf_byte(&b, FRAME_END))) goto encode_failed;
-    /* body frames */
+    /* body frames, written straight into the result: the body is copied once */
+    Py_ssize_t nframes = (body_size + chunk - 1) / chunk;
+    if (body_size > PY_SSIZE_T_MAX - b.len - 8 * nframes) {
+        PyMem_Free(b.data);
+        return PyErr_NoMemory();
+    }
+    PyObject *result = PyBytes_FromStringAndSize(NULL, b.len + body_size + 8 * nframes);
+    if (result == NULL) { PyMem_Free(b.data); return NULL; }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    memcpy(out, b.data, b.len);
+    out += b.len;
+    PyMem_Free(b.data);
     for (Py_ssize_t start = 0; start < body_size; start += chunk) {
         Py_ssize_t n = body_size - start < chunk ? body_size - start : chunk;
-        unsigned char fh[7];
-        fh[0] = 3;
-        wr16(fh + 1, (uint32_t)channel);
-        wr32(fh + 3, (uint32_t)n);
-        if ((rc = buf_put(&b, fh, 7)) || (rc = buf_put(&b, body + start, n))
-            || (rc = buf_byte(&b, FRAME_END)))
-            goto encode_failed;
+        out[0] = 3;
+        wr16(out + 1, (uint32_t)channel);
+        wr32(out + 3, (uint32_t)n);
+        memcpy(out + 7, body + start, n);
+        out[7 + n] = FRAME_END;
+        out += 8 + n;
     }
-    PyObject *result = PyBytes_FromStringAndSize((const char *)b.data, b.len);
-    PyMem_Free(b.data);
     return result;
 encode_failed:
     PyMem_Free(b.data);

@@ -228,3 +228,67 @@ class TLSDropTests(AMQPTestCase):
         self.failureResultOf(proto.ready, AMQPTLSError)
         self.assertIsInstance(proto.close_reason, AMQPTLSError)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class LargeBodyMemoryTests(AMQPTestCase):
+    """Large bodies cost memory in proportion to their size, sending and receiving."""
+
+    SIZE = 16 * 1024 * 1024
+
+    def test_publish_memory_proportional(self) -> None:
+        """Publishing a 16 MiB body allocates about one encoded copy of it, not more."""
+        import tracemalloc
+
+        broker = self.open_connection()
+        ch = broker.open_channel()
+        body = b"x" * self.SIZE
+        broker.read()
+        written: list[bytes] = []
+        real_write = broker.transport.write
+        # Keep what is written as a reactor transport does (a reference, no copy).
+        broker.transport.write = written.append  # type: ignore[method-assign]
+        tracemalloc.start()
+        try:
+            ch.basic_publish("", "q", body)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            broker.transport.write = real_write  # type: ignore[method-assign]
+        # One encoded copy of the message, split into frames.
+        self.assertLess(peak, 1.1 * self.SIZE)
+        body_frames = -(-self.SIZE // (broker.protocol.frame_max - 8))
+        # Basic.Publish frame (18 bytes here), content header frame (22), body frames.
+        self.assertEqual(sum(map(len, written)), 18 + 22 + self.SIZE + 8 * body_frames)
+        self.finish(broker)
+
+    def test_receive_memory_proportional(self) -> None:
+        """Receiving a 16 MiB body in 64 KiB reads holds a small multiple of it at most."""
+        import tracemalloc
+
+        broker = self.open_connection()
+        ch = broker.open_channel()
+        got: list[int] = []
+        ch.basic_consume("q", lambda c, m, p, body: got.append(len(body)), consumer_tag="t")
+        broker.expect(spec.Basic.Consume, 1)
+        broker.send_method(1, spec.Basic.ConsumeOk("t"))
+        from txamqp091 import codec
+
+        data = codec.encode_message(
+            1,
+            spec.Basic.Deliver("t", 1, False, "", "q"),
+            None,
+            b"y" * self.SIZE,
+            broker.protocol.frame_max,
+        )
+        tracemalloc.start()
+        try:
+            for start in range(0, len(data), 65536):
+                broker.protocol.dataReceived(data[start : start + 65536])
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        self.assertEqual(got, [self.SIZE])
+        # The body fragments, the joined body and one read's worth of buffering.
+        self.assertLess(peak, 2.5 * self.SIZE)
+        del data
+        self.finish(broker)
