@@ -178,6 +178,7 @@ class Channel(Lifecycle, ChannelRPCs):
         self._confirming = False
         self._select_queued = False
         self._queued_writes = 0
+        self._last_publish: Any = None
         self._publish_seq = 0
         # Unconfirmed publishes in sequence order, the first one numbered
         # _first_seq; an entry is (deferred, exchange, routing_key, body,
@@ -633,29 +634,38 @@ class Channel(Lifecycle, ChannelRPCs):
         """Settle the publishes a ``Basic.Ack`` or ``Basic.Nack`` covers."""
         unconfirmed = self._unconfirmed
         first = self._first_seq
-        settled: list[tuple[int, tuple[Any, ...]]] = []
         if multiple:
             count = min(tag - first + 1, len(unconfirmed))
+            if count <= 0:
+                return
             popleft = unconfirmed.popleft
-            for seq in range(first, first + max(count, 0)):
-                entry = popleft()
-                if entry is not None:
-                    settled.append((seq, entry))
-            self._first_seq = first + max(count, 0)
+            settled = [popleft() for _ in range(count)]
+            self._first_seq = first + count
         else:
             index = tag - first
-            if 0 <= index < len(unconfirmed):
-                entry = unconfirmed[index]
-                if entry is not None:
-                    settled.append((tag, entry))
-                    unconfirmed[index] = None
+            if not 0 <= index < len(unconfirmed) or unconfirmed[index] is None:
+                return
+            settled = [unconfirmed[index]]
+            unconfirmed[index] = None
+            first = tag  # the sequence number of settled[0]
         while unconfirmed and unconfirmed[0] is None:
             unconfirmed.popleft()
             self._first_seq += 1
-        self._unconfirmed_n -= len(settled)
+        if type(method) is _Ack and not self._returned:
+            # The common case: acks, no returns pending.
+            n = 0
+            for entry in settled:
+                if entry is not None:
+                    n += 1
+                    entry[0].callback(method)
+            self._unconfirmed_n -= n
+            return
         nack = type(method) is not _Ack
         returned = self._returned
-        for seq, entry in settled:
+        for seq, entry in enumerate(settled, first):
+            if entry is None:
+                continue
+            self._unconfirmed_n -= 1
             if nack:
                 returned.pop(seq, None)
                 entry[0].errback(NackError([PublishedMessage(*entry[1:])]))
@@ -703,15 +713,19 @@ class Channel(Lifecycle, ChannelRPCs):
             )
         if type(mandatory) is not bool:
             check_bool(mandatory, "mandatory")
-        data = _encode_message(
-            self.channel_number,
-            _Publish(0, exchange, routing_key, mandatory, False),
-            properties,
-            body,
-            self.connection.frame_max,
-        )
+        method = self._last_publish
+        if (
+            method is None
+            or method.routing_key != routing_key
+            or method.exchange != exchange
+            or method.mandatory is not mandatory
+        ):
+            # Publishing to the same place again reuses the encoded-once method.
+            method = self._last_publish = _Publish(0, exchange, routing_key, mandatory, False)
+        connection = self.connection
+        data = _encode_message(self.channel_number, method, properties, body, connection.frame_max)
         size = len(body) if type(body) is not memoryview else body.nbytes
-        room = self.connection.frame_max - 8
+        room = connection.frame_max - 8
         frames = 3 if 0 < size <= room else 2 + -(-size // room)
         if self._select_queued or self._queued_writes:
             # Behind a Confirm.Select not yet sent, and behind publishes queued
@@ -721,7 +735,7 @@ class Channel(Lifecycle, ChannelRPCs):
             self._queue.append(queued)
             self._queued_writes += 1
         else:
-            self.connection._write(data, frames)
+            connection._write(data, frames)
         if not self._confirming and not self._select_queued:
             return PUBLISHED
         self._publish_seq += 1
