@@ -653,19 +653,17 @@ class Channel(Lifecycle, ChannelRPCs):
             self._first_seq += 1
         if type(method) is _Ack and not self._returned:
             # The common case: acks, no returns pending.
-            n = 0
-            for entry in settled:
-                if entry is not None:
-                    n += 1
-                    entry[0].callback(method)
-            self._unconfirmed_n -= n
+            live = [entry for entry in settled if entry is not None]
+            self._unconfirmed_n -= len(live)  # before callbacks, which may look at it
+            for entry in live:
+                entry[0].callback(method)
             return
         nack = type(method) is not _Ack
         returned = self._returned
+        self._unconfirmed_n -= sum(entry is not None for entry in settled)
         for seq, entry in enumerate(settled, first):
             if entry is None:
                 continue
-            self._unconfirmed_n -= 1
             if nack:
                 returned.pop(seq, None)
                 entry[0].errback(NackError([PublishedMessage(*entry[1:])]))
