@@ -655,8 +655,8 @@ class Channel(Lifecycle, ChannelRPCs):
             # The common case: acks, no returns pending.
             live = [entry for entry in settled if entry is not None]
             self._unconfirmed_n -= len(live)  # before callbacks, which may look at it
-            for entry in live:
-                entry[0].callback(method)
+            for done in live:
+                done[0].callback(method)
             return
         nack = type(method) is not _Ack
         returned = self._returned
