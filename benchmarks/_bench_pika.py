@@ -18,6 +18,7 @@ from typing import Any
 import pika
 import pika.frame
 import pika.spec
+from _twisted_common import wait_for_count
 from client import (
     BIG_BODY,
     BIG_PREFETCH,
@@ -85,24 +86,6 @@ class WriteGate:
 
     def close(self) -> None:
         self._transport.unregisterProducer()
-
-
-def sleep(reactor: Any, seconds: float) -> defer.Deferred[None]:
-    return task.deferLater(reactor, seconds, lambda: None)
-
-
-@defer.inlineCallbacks
-def tw_wait_for_count(reactor: Any, ch: TwistedChannel, queue: str, count: int) -> Gen:
-    """Poll the broker until ``queue`` holds ``count`` messages (bounded)."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        frame = yield ch.queue_declare(queue=queue, passive=True)
-        held = frame.method.message_count
-        if held == count:
-            return
-        if held > count or time.monotonic() > deadline:
-            expect(held, count, f"messages in {queue}")
-        yield sleep(reactor, POLL_INTERVAL)
 
 
 @defer.inlineCallbacks
@@ -176,7 +159,7 @@ def twisted_run(reactor: Any, args: Any) -> Gen:
         gate = WriteGate(conn.transport)
         meter.start()
         yield tw_publish(ch, gate, queue, BODY, count, PUBLISH_BATCH)
-        yield tw_wait_for_count(reactor, ch, queue, count)
+        yield wait_for_count(reactor, ch, queue, count)
         results.append(row("W1", count, meter.stop()))
         gate.close()
         yield ch.queue_delete(queue=queue)
@@ -189,7 +172,7 @@ def twisted_run(reactor: Any, args: Any) -> Gen:
         yield window.run()
         meter.stop()
         expect(window.acked, count, "publishes confirmed")
-        yield tw_wait_for_count(reactor, ch, queue, count)
+        yield wait_for_count(reactor, ch, queue, count)
         results.append(row("W2", count, meter, latencies=window.latencies))
         yield ch.queue_delete(queue=queue)
 
@@ -205,7 +188,7 @@ def twisted_run(reactor: Any, args: Any) -> Gen:
         gate = WriteGate(conn.transport)
         meter.start()
         yield tw_publish(ch, gate, queue, BIG_BODY, count, 1)
-        yield tw_wait_for_count(reactor, ch, queue, count)
+        yield wait_for_count(reactor, ch, queue, count)
         nbytes = count * len(BIG_BODY)
         results.append(row("W4 publish", count, meter.stop(), nbytes))
         gate.close()

@@ -15,13 +15,12 @@ import time
 from collections.abc import Generator
 from typing import Any
 
+from _twisted_common import sleep, wait_for_count
 from client import (
     BIG_BODY,
     BIG_PREFETCH,
     BODY,
     CONFIRM_WINDOW,
-    DEADLINE,
-    POLL_INTERVAL,
     PREFETCH,
     PUBLISH_BATCH,
     REPLY_TO,
@@ -39,29 +38,11 @@ from twisted.internet import defer, task
 Gen = Generator[Any, Any, Any]
 
 
-def sleep(reactor: Any, seconds: float) -> defer.Deferred[None]:
-    return task.deferLater(reactor, seconds, lambda: None)
-
-
 def writable(reactor: Any, conn: Any) -> defer.Deferred[Any]:
     """Fires once the connection may take more data (a reactor turn, lacking the API)."""
     if hasattr(conn, "when_writable"):
         return conn.when_writable()
     return sleep(reactor, 0)
-
-
-@defer.inlineCallbacks
-def wait_for_count(reactor: Any, ch: Any, queue: str, count: int) -> Gen:
-    """Poll the broker until ``queue`` holds ``count`` messages (bounded)."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        frame = yield ch.queue_declare(queue=queue, passive=True)
-        held = frame.method.message_count
-        if held == count:
-            return
-        if held > count or time.monotonic() > deadline:
-            expect(held, count, f"messages in {queue}")
-        yield sleep(reactor, POLL_INTERVAL)
 
 
 @defer.inlineCallbacks
