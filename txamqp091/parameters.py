@@ -151,7 +151,7 @@ class SSLOptions:
         *server_hostname* is neither ``None`` nor a string.
     """
 
-    __slots__ = ("context", "server_hostname")
+    __slots__ = ("context", "platform_default", "server_hostname")
 
     def __init__(
         self,
@@ -171,6 +171,11 @@ class SSLOptions:
         self.context = context
         #: Host name for SNI and verification, or ``None`` for the host.
         self.server_hostname = server_hostname
+        #: ``True`` for the defaults of an ``amqps`` URL without ``ssl_options``:
+        #: the Twisted face then uses Twisted's own TLS (the platform's trusted
+        #: CAs, host names checked with ``service_identity``) instead of
+        #: *context*, which the other faces use.
+        self.platform_default = False
 
     @property
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -767,6 +772,7 @@ class URLParameters(Parameters):
         scheme = parts.scheme.lower()
         if scheme == "amqps":
             self.ssl_options = SSLOptions(ssl.create_default_context())
+            self.ssl_options.platform_default = True
         elif scheme not in ("amqp", ""):
             raise ValueError(
                 f"Unexpected URL scheme {parts.scheme!r}; supported schemes: amqp, amqps"

@@ -6,9 +6,13 @@ Two kinds of TLS settings arrive in :class:`~txamqp091.SSLOptions`:
   :func:`twisted.internet.ssl.optionsForClientTLS`): used as is, through
   :func:`twisted.internet.endpoints.wrapClientTLS` (pyOpenSSL);
 * a standard-library :class:`ssl.SSLContext` (what pika programs and
-  ``amqps://`` URLs give): driven here through :class:`ssl.SSLObject` and
-  memory BIOs on top of the TCP transport, so its verification settings,
-  client certificate and SNI apply exactly as configured.
+  ``amqps://`` URLs with ``ssl_options`` give): driven here through
+  :class:`ssl.SSLObject` and memory BIOs on top of the TCP transport, so its
+  verification settings, client certificate and SNI apply exactly as
+  configured;
+* nothing but an ``amqps://`` URL: Twisted's TLS from
+  :func:`~twisted.internet.ssl.optionsForClientTLS`, which trusts the
+  platform's CAs and checks the host name with ``service_identity``.
 
 A handshake or verification failure fails the connection with
 :class:`~txamqp091.exceptions.AMQPTLSError`.
@@ -30,6 +34,7 @@ from twisted.internet.interfaces import (
     ITransport,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.ssl import optionsForClientTLS
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -52,6 +57,11 @@ def tls_endpoint(
         when ``options.server_hostname`` is ``None``.
     """
     creator = options.connection_creator
+    if creator is None and options.platform_default:
+        # An amqps URL with no TLS settings: Twisted's TLS, verifying the
+        # certificate against the platform's CAs and the host name with
+        # service_identity.
+        creator = optionsForClientTLS(options.server_hostname or host)
     if creator is not None:
         return wrapClientTLS(creator, tcp)
     context = options.ssl_context

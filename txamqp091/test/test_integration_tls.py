@@ -7,6 +7,7 @@ with a test CA, a server certificate for ``localhost`` and ``127.0.0.1``, and th
 
 from __future__ import annotations
 
+import os
 import ssl
 from typing import Any
 
@@ -56,6 +57,32 @@ class TLSConnectTests(unittest.TestCase):
 
         async def go() -> None:
             conn = await connect(reactor, url)
+            self.assertTrue(conn.is_open)
+            await self._round_trip(conn)
+
+        return ensureDeferred(go())  # type: ignore[return-value]
+
+    def test_amqps_url_alone_uses_platform_trust(self) -> None:
+        """A bare amqps URL goes through Twisted's TLS with the platform's CAs: the test
+        CA is not among them, so the certificate is refused (verification is on)."""
+        return self._assert_tls_failure(URLParameters(self.broker.url()))  # type: ignore[return-value]
+
+    def test_amqps_url_alone_verifies_with_service_identity(self) -> None:
+        """With the test CA made the platform's (``SSL_CERT_FILE``), a bare amqps URL
+        connects: the chain and the host name ``localhost`` verify."""
+        previous = os.environ.get("SSL_CERT_FILE")
+        os.environ["SSL_CERT_FILE"] = self.broker.ca_cert
+
+        def restore() -> None:
+            if previous is None:
+                os.environ.pop("SSL_CERT_FILE", None)
+            else:
+                os.environ["SSL_CERT_FILE"] = previous
+
+        self.addCleanup(restore)
+
+        async def go() -> None:
+            conn = await connect(reactor, self.broker.url())
             self.assertTrue(conn.is_open)
             await self._round_trip(conn)
 
