@@ -80,6 +80,7 @@ _CLOSING: Final = CLOSING
 _CLOSED: Final = CLOSED
 
 _MethodFrame = codec.MethodFrame
+_AnyFrame = codec.MethodFrame[spec.Method]
 _HeaderFrame = codec.HeaderFrame
 _BodyFrame = codec.BodyFrame
 _Publish = spec.Basic.Publish
@@ -132,7 +133,7 @@ class _Rpc:
         data: bytes,
         replies: tuple[type[spec.Method], ...],
         deferred: Deferred[Any] | None,
-        on_reply: Callable[[_MethodFrame], Any] | None,
+        on_reply: Callable[[_AnyFrame], Any] | None,
     ) -> None:
         self.data = data
         self.replies = replies
@@ -165,7 +166,7 @@ class Channel(Lifecycle, ChannelRPCs):
         self._return_callbacks: list[
             Callable[[Channel, spec.Method, spec.BasicProperties, bytes], object]
         ] = []
-        self._cancel_callbacks: list[Callable[[_MethodFrame], object]] = []
+        self._cancel_callbacks: list[Callable[[_AnyFrame], object]] = []
         self._flow_callbacks: list[Callable[[bool], object]] = []
         self._close_timer: IDelayedCall | None = None
         # Content being assembled: method, properties, remaining size, parts.
@@ -220,7 +221,7 @@ class Channel(Lifecycle, ChannelRPCs):
         """Call ``callback(channel, method, properties, body)`` for each ``Basic.Return``."""
         self._return_callbacks.append(callback)
 
-    def add_on_cancel_callback(self, callback: Callable[[_MethodFrame], object]) -> None:
+    def add_on_cancel_callback(self, callback: Callable[[_AnyFrame], object]) -> None:
         """Call ``callback(method_frame)`` when the broker cancels a consumer."""
         self._cancel_callbacks.append(callback)
 
@@ -243,7 +244,7 @@ class Channel(Lifecycle, ChannelRPCs):
     def _make_rpc(
         self,
         method: spec.Method,
-        on_reply: Callable[[_MethodFrame], Any] | None,
+        on_reply: Callable[[_AnyFrame], Any] | None,
         *,
         check: bool = True,
     ) -> _Rpc:
@@ -263,7 +264,7 @@ class Channel(Lifecycle, ChannelRPCs):
     def _rpc(
         self,
         method: spec.Method,
-        on_reply: Callable[[_MethodFrame], Any] | None = None,
+        on_reply: Callable[[_AnyFrame], Any] | None = None,
         *,
         check: bool = True,
     ) -> Deferred[Any]:
@@ -318,7 +319,7 @@ class Channel(Lifecycle, ChannelRPCs):
         cls = spec.methods.get((class_id << 16) | method_id)
         return cls.NAME if cls is not None else "RPC"
 
-    def _on_reply(self, frame: _MethodFrame, result: Any = None) -> None:
+    def _on_reply(self, frame: _AnyFrame, result: Any = None) -> None:
         rpc = self._current
         assert rpc is not None
         if rpc.timer is not None:
@@ -345,7 +346,7 @@ class Channel(Lifecycle, ChannelRPCs):
     # ------------------------------------------------------------------
 
     def _open(self) -> Deferred[Channel]:
-        def opened(_: _MethodFrame) -> Channel:
+        def opened(_: _AnyFrame) -> Channel:
             self._state = _OPEN
             return self
 
@@ -555,7 +556,7 @@ class Channel(Lifecycle, ChannelRPCs):
         else:  # pragma: no cover - the codec only gives content to these three
             raise UnexpectedFrameError(f"unexpected content for {method.NAME}")
 
-    def _on_method(self, frame: _MethodFrame) -> None:
+    def _on_method(self, frame: _AnyFrame) -> None:
         method = frame.method
         kind = type(method)
         if kind is _Ack:
@@ -572,13 +573,13 @@ class Channel(Lifecycle, ChannelRPCs):
             )
         handler(self, frame)
 
-    def _on_broker_close(self, frame: _MethodFrame) -> None:
+    def _on_broker_close(self, frame: _AnyFrame) -> None:
         method: Any = frame.method
         reason = ChannelClosedByBroker(method.reply_code, method.reply_text)
         self.connection._write(_encode_method_frame(self.channel_number, spec.Channel.CloseOk()))
         self._finish_close(reason)
 
-    def _on_broker_cancel(self, frame: _MethodFrame) -> None:
+    def _on_broker_cancel(self, frame: _AnyFrame) -> None:
         method: Any = frame.method
         tag = method.consumer_tag
         consumer = self._consumers.pop(tag, None)
@@ -594,7 +595,7 @@ class Channel(Lifecycle, ChannelRPCs):
             except Exception:
                 _log.failure("on-cancel callback {cb!r} failed", cb=cb)
 
-    def _on_broker_flow(self, frame: _MethodFrame) -> None:
+    def _on_broker_flow(self, frame: _AnyFrame) -> None:
         active = bool(frame.method.active)  # type: ignore[attr-defined]
         self.flow_active = active
         self.connection._write(
@@ -606,7 +607,7 @@ class Channel(Lifecycle, ChannelRPCs):
             except Exception:
                 _log.failure("on-flow callback {cb!r} failed", cb=cb)
 
-    def _on_nack(self, frame: _MethodFrame) -> None:
+    def _on_nack(self, frame: _AnyFrame) -> None:
         method: Any = frame.method
         self._on_confirm(method.delivery_tag, method.multiple, method)
 
@@ -742,7 +743,7 @@ class Channel(Lifecycle, ChannelRPCs):
         self._unconfirmed.append((d, exchange, routing_key, body, properties, mandatory))
         return d
 
-    def confirm_delivery(self) -> Deferred[_MethodFrame]:
+    def confirm_delivery(self) -> Deferred[_MethodFrame[spec.Confirm.SelectOk]]:
         """Turn on publisher confirms (``Confirm.Select``).
 
         Publishes made after this call, even before the reply, are confirmed.
@@ -804,7 +805,7 @@ class Channel(Lifecycle, ChannelRPCs):
         )
         tag = consumer_tag
 
-        def consuming(frame: _MethodFrame) -> Any:
+        def consuming(frame: _AnyFrame) -> Any:
             if isinstance(target, ConsumerQueue):
                 return (target, tag)
             return tag
@@ -845,7 +846,7 @@ class Channel(Lifecycle, ChannelRPCs):
         else:
             self._consumers.pop(tag, None)
 
-    def basic_cancel(self, consumer_tag: str = "") -> Deferred[_MethodFrame]:
+    def basic_cancel(self, consumer_tag: str = "") -> Deferred[_MethodFrame[spec.Basic.CancelOk]]:
         """Cancel a consumer; its queue object (if any) ends quietly.
 
         :returns: a Deferred firing with the ``Basic.CancelOk`` frame.
@@ -853,7 +854,7 @@ class Channel(Lifecycle, ChannelRPCs):
         self._check_open()
         check_str(consumer_tag, "consumer_tag")
 
-        def cancelled(frame: _MethodFrame) -> _MethodFrame:
+        def cancelled(frame: _AnyFrame) -> _AnyFrame:
             consumer = self._consumers.pop(consumer_tag, None)
             if isinstance(consumer, ConsumerQueue):
                 consumer.close(None)
@@ -872,7 +873,7 @@ class Channel(Lifecycle, ChannelRPCs):
         check_str(queue, "queue")
         check_bool(auto_ack, "auto_ack")
 
-        def got(frame: _MethodFrame) -> None:
+        def got(frame: _AnyFrame) -> None:
             return None  # Basic.GetEmpty; GetOk is answered with its content
 
         rpc = self._make_rpc(spec.Basic.Get(0, queue, auto_ack), got)
@@ -913,7 +914,7 @@ class Channel(Lifecycle, ChannelRPCs):
         self._send_ack(spec.Basic.Reject(delivery_tag, requeue))
 
 
-_BROKER_METHODS: Final[dict[type[spec.Method], Callable[[Channel, _MethodFrame], None]]] = {
+_BROKER_METHODS: Final[dict[type[spec.Method], Callable[[Channel, _AnyFrame], None]]] = {
     spec.Channel.Close: Channel._on_broker_close,
     spec.Basic.Cancel: Channel._on_broker_cancel,
     spec.Channel.Flow: Channel._on_broker_flow,

@@ -19,6 +19,7 @@ from txamqp091 import codec, spec
 __all__ = ["ChannelRPCs", "check_bool", "check_str", "check_table"]
 
 _MethodFrame = codec.MethodFrame
+_AnyFrame = codec.MethodFrame[spec.Method]
 
 
 def check_str(value: object, name: str) -> str:
@@ -48,7 +49,7 @@ class ChannelRPCs:
     def _rpc(
         self,
         method: spec.Method,
-        on_reply: Callable[[_MethodFrame], Any] | None = None,
+        on_reply: Callable[[_AnyFrame], Any] | None = None,
         *,
         check: bool = True,
     ) -> Deferred[Any]:
@@ -56,12 +57,12 @@ class ChannelRPCs:
 
     def basic_qos(
         self, prefetch_size: int = 0, prefetch_count: int = 0, global_qos: bool = False
-    ) -> Deferred[_MethodFrame]:
+    ) -> Deferred[_MethodFrame[spec.Basic.QosOk]]:
         """Set the prefetch window (per consumer, or per channel with *global_qos*)."""
         check_bool(global_qos, "global_qos")
         return self._rpc(spec.Basic.Qos(prefetch_size, prefetch_count, global_qos))
 
-    def basic_recover(self, requeue: bool = False) -> Deferred[_MethodFrame]:
+    def basic_recover(self, requeue: bool = False) -> Deferred[_MethodFrame[spec.Basic.RecoverOk]]:
         """Ask the broker to redeliver unacknowledged messages."""
         check_bool(requeue, "requeue")
         return self._rpc(spec.Basic.Recover(requeue))
@@ -79,7 +80,7 @@ class ChannelRPCs:
         auto_delete: bool = False,
         internal: bool = False,
         arguments: dict[str, Any] | None = None,
-    ) -> Deferred[_MethodFrame]:
+    ) -> Deferred[_MethodFrame[spec.Exchange.DeclareOk]]:
         """Declare an exchange; fires with the ``Exchange.DeclareOk`` frame."""
         kind = getattr(exchange_type, "value", exchange_type)
         check_str(kind, "exchange_type")
@@ -106,7 +107,7 @@ class ChannelRPCs:
 
     def exchange_delete(
         self, exchange: str | None = None, if_unused: bool = False
-    ) -> Deferred[_MethodFrame]:
+    ) -> Deferred[_MethodFrame[spec.Exchange.DeleteOk]]:
         """Delete an exchange; fires with the ``Exchange.DeleteOk`` frame."""
         check_bool(if_unused, "if_unused")
         return self._rpc(spec.Exchange.Delete(0, exchange or "", if_unused, False))
@@ -117,7 +118,7 @@ class ChannelRPCs:
         source: str,
         routing_key: str = "",
         arguments: dict[str, Any] | None = None,
-    ) -> Deferred[_MethodFrame]:
+    ) -> Deferred[_MethodFrame[spec.Exchange.BindOk]]:
         """Bind exchange *destination* to *source*; fires with ``Exchange.BindOk``."""
         return self._rpc(
             spec.Exchange.Bind(
@@ -136,7 +137,7 @@ class ChannelRPCs:
         source: str | None = None,
         routing_key: str = "",
         arguments: dict[str, Any] | None = None,
-    ) -> Deferred[_MethodFrame]:
+    ) -> Deferred[_MethodFrame[spec.Exchange.UnbindOk]]:
         """Remove an exchange-to-exchange binding; fires with ``Exchange.UnbindOk``."""
         return self._rpc(
             spec.Exchange.Unbind(
@@ -157,7 +158,7 @@ class ChannelRPCs:
         exclusive: bool = False,
         auto_delete: bool = False,
         arguments: dict[str, Any] | None = None,
-    ) -> Deferred[_MethodFrame]:
+    ) -> Deferred[_MethodFrame[spec.Queue.DeclareOk]]:
         """Declare a queue (``""`` for a server-named one).
 
         :returns: a Deferred firing with the ``Queue.DeclareOk`` frame
@@ -190,7 +191,7 @@ class ChannelRPCs:
         exchange: str,
         routing_key: str | None = None,
         arguments: dict[str, Any] | None = None,
-    ) -> Deferred[_MethodFrame]:
+    ) -> Deferred[_MethodFrame[spec.Queue.BindOk]]:
         """Bind a queue; *routing_key* defaults to the queue name (as pika does)."""
         check_str(queue, "queue")
         return self._rpc(
@@ -210,7 +211,7 @@ class ChannelRPCs:
         exchange: str | None = None,
         routing_key: str | None = None,
         arguments: dict[str, Any] | None = None,
-    ) -> Deferred[_MethodFrame]:
+    ) -> Deferred[_MethodFrame[spec.Queue.UnbindOk]]:
         """Remove a binding; *routing_key* defaults to the queue name."""
         check_str(queue, "queue")
         return self._rpc(
@@ -223,33 +224,33 @@ class ChannelRPCs:
             )
         )
 
-    def queue_purge(self, queue: str) -> Deferred[_MethodFrame]:
+    def queue_purge(self, queue: str) -> Deferred[_MethodFrame[spec.Queue.PurgeOk]]:
         """Remove every ready message; fires with ``Queue.PurgeOk`` (``message_count``)."""
         check_str(queue, "queue")
         return self._rpc(spec.Queue.Purge(0, queue, False))
 
     def queue_delete(
         self, queue: str, if_unused: bool = False, if_empty: bool = False
-    ) -> Deferred[_MethodFrame]:
+    ) -> Deferred[_MethodFrame[spec.Queue.DeleteOk]]:
         """Delete a queue; fires with ``Queue.DeleteOk`` (``message_count``)."""
         check_str(queue, "queue")
         check_bool(if_unused, "if_unused")
         check_bool(if_empty, "if_empty")
         return self._rpc(spec.Queue.Delete(0, queue, if_unused, if_empty, False))
 
-    def tx_select(self) -> Deferred[_MethodFrame]:
+    def tx_select(self) -> Deferred[_MethodFrame[spec.Tx.SelectOk]]:
         """Use transactions on this channel; fires with ``Tx.SelectOk``."""
         return self._rpc(spec.Tx.Select())
 
-    def tx_commit(self) -> Deferred[_MethodFrame]:
+    def tx_commit(self) -> Deferred[_MethodFrame[spec.Tx.CommitOk]]:
         """Commit the current transaction; fires with ``Tx.CommitOk``."""
         return self._rpc(spec.Tx.Commit())
 
-    def tx_rollback(self) -> Deferred[_MethodFrame]:
+    def tx_rollback(self) -> Deferred[_MethodFrame[spec.Tx.RollbackOk]]:
         """Roll back the current transaction; fires with ``Tx.RollbackOk``."""
         return self._rpc(spec.Tx.Rollback())
 
-    def flow(self, active: bool) -> Deferred[_MethodFrame]:
+    def flow(self, active: bool) -> Deferred[_MethodFrame[spec.Channel.FlowOk]]:
         """Ask the broker to pause or resume deliveries; fires with ``Channel.FlowOk``.
 
         RabbitMQ does not implement ``flow(False)``: it closes the whole

@@ -49,7 +49,7 @@ import os
 import struct
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Final, NoReturn, Protocol, TypeAlias
+from typing import Final, Generic, NoReturn, Protocol, TypeAlias, TypeVar
 
 from txamqp091 import spec
 from txamqp091.exceptions import (
@@ -139,13 +139,21 @@ _METHODS = spec.methods
 _BASIC_CLASS_ID = spec.Basic.INDEX
 
 
-class MethodFrame:
-    """A method frame: ``method`` (a :class:`txamqp091.spec.Method`) on a channel."""
+#: The method class a :class:`MethodFrame` holds (for typing replies precisely).
+M = TypeVar("M", bound=spec.Method)
+
+
+class MethodFrame(Generic[M]):
+    """A method frame: ``method`` (a :class:`txamqp091.spec.Method`) on a channel.
+
+    Generic in the method's class, so a reply can be typed precisely, e.g.
+    ``MethodFrame[spec.Queue.DeclareOk]``.
+    """
 
     __slots__ = ("channel_number", "method")
     frame_type: Final = spec.FRAME_METHOD
 
-    def __init__(self, channel_number: int, method: spec.Method) -> None:
+    def __init__(self, channel_number: int, method: M) -> None:
         """:param channel_number: the channel, 0 for the connection."""
         self.channel_number = channel_number
         self.method = method
@@ -236,7 +244,7 @@ class HeartbeatFrame:
 
 
 #: Any decoded frame.
-Frame: TypeAlias = MethodFrame | HeaderFrame | BodyFrame | HeartbeatFrame
+Frame: TypeAlias = "MethodFrame[spec.Method] | HeaderFrame | BodyFrame | HeartbeatFrame"
 
 _HEARTBEAT = HeartbeatFrame()
 

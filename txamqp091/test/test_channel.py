@@ -953,7 +953,7 @@ class ContentTests(ChannelTestCase):
         broker, ch = self.open_channel()
         queue = self.consume(broker, ch, "ctag")
         assert queue is not None
-        cancels: list[codec.MethodFrame] = []
+        cancels: list[codec.MethodFrame[spec.Method]] = []
         ch.add_on_cancel_callback(cancels.append)
         self.deliver(broker, b"kept")
         waiting_after = None

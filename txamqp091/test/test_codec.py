@@ -411,7 +411,7 @@ class MessageTests(SynchronousTestCase):
 
     def decode_message(
         self, data: bytes, frame_max: int
-    ) -> tuple[MethodFrame, HeaderFrame, list[BodyFrame]]:
+    ) -> tuple[MethodFrame[spec.Method], HeaderFrame, list[BodyFrame]]:
         """Decode an encoded message, checking the frame types and sizes."""
         decoder = FrameDecoder(frame_max)
         frames = decoder.feed(data)
