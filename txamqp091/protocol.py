@@ -73,6 +73,7 @@ from txamqp091.handshake import (
     negotiate,
     negotiate_heartbeat,
 )
+from txamqp091.heartbeat import Heartbeat
 from txamqp091.lifecycle import CLOSED, CLOSING, OPEN, Lifecycle
 from txamqp091.parameters import ConnectionParameters, Parameters
 
@@ -165,11 +166,8 @@ class AMQPProtocol(Lifecycle, Protocol):
         self._pending_rpc_replies: tuple[type[spec.Method], ...] = ()
         self._stack_timer: IDelayedCall | None = None
         self._blocked_timer: IDelayedCall | None = None
-        self._send_timer: IDelayedCall | None = None
-        self._recv_timer: IDelayedCall | None = None
+        self._heartbeat: Heartbeat | None = None
         self._close_timer: IDelayedCall | None = None
-        self._last_received = 0.0
-        self._sent_at_tick = 0
         self.blocked = False
         self._paused = False
         self._writable_waiters: list[Deferred[None]] = []
@@ -439,8 +437,8 @@ class AMQPProtocol(Lifecycle, Protocol):
         if self._dropped:
             return  # closing the transport: nothing more is read
         self.bytes_received += len(data)
-        if self._recv_timer is not None:
-            self._last_received = self.clock.seconds()
+        if self._heartbeat is not None:
+            self._heartbeat.received()
         try:
             frames = self._decoder.feed(data)
         except _CODEC_ERRORS as exc:
@@ -516,17 +514,13 @@ class AMQPProtocol(Lifecycle, Protocol):
         self._state = _CLOSED
         exc = self._reason or self._reason_for_loss(state, reason)
         self._reason = exc
-        for timer in (
-            self._stack_timer,
-            self._blocked_timer,
-            self._send_timer,
-            self._recv_timer,
-            self._close_timer,
-        ):
+        for timer in (self._stack_timer, self._blocked_timer, self._close_timer):
             if timer is not None and timer.active():
                 timer.cancel()
-        self._stack_timer = self._blocked_timer = self._send_timer = None
-        self._recv_timer = self._close_timer = None
+        self._stack_timer = self._blocked_timer = self._close_timer = None
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
         self._fail_channels(exc)
         if self._pending_rpc is not None:
             d, self._pending_rpc = self._pending_rpc, None
@@ -646,32 +640,22 @@ class AMQPProtocol(Lifecycle, Protocol):
         )
 
     def _start_heartbeats(self) -> None:
-        if self.heartbeat <= 0:
-            return
-        self._last_received = self.clock.seconds()
-        self._sent_at_tick = self.bytes_sent
-        self._send_timer = self.clock.callLater(self.heartbeat / 2, self._send_tick)
-        self._recv_timer = self.clock.callLater(2 * self.heartbeat, self._recv_check)
-
-    def _send_tick(self) -> None:
-        if self.bytes_sent == self._sent_at_tick:
-            self._write(codec.HEARTBEAT_FRAME)
-        self._sent_at_tick = self.bytes_sent
-        self._send_timer = self.clock.callLater(self.heartbeat / 2, self._send_tick)
-
-    def _recv_check(self) -> None:
-        deadline = self._last_received + 2 * self.heartbeat
-        now = self.clock.seconds()
-        if now >= deadline:
-            self._recv_timer = None
-            self._abort(
-                AMQPHeartbeatTimeout(
-                    f"No data from the broker for {2 * self.heartbeat} s "
-                    f"(two heartbeat timeouts of {self.heartbeat} s)"
-                )
+        if self.heartbeat > 0:
+            self._heartbeat = Heartbeat(
+                self.clock,
+                self.heartbeat,
+                lambda: self.bytes_sent,
+                lambda: self._write(codec.HEARTBEAT_FRAME),
+                self._peer_silent,
             )
-            return
-        self._recv_timer = self.clock.callLater(deadline - now, self._recv_check)
+
+    def _peer_silent(self) -> None:
+        self._abort(
+            AMQPHeartbeatTimeout(
+                f"No data from the broker for {2 * self.heartbeat} s "
+                f"(two heartbeat timeouts of {self.heartbeat} s)"
+            )
+        )
 
     # ------------------------------------------------------------------
     # Connection-class frames
