@@ -758,8 +758,8 @@ class AMQPProtocol(Lifecycle, Protocol):
             exc = ConnectionClosedByBroker(code, text)
         if self._state is not _CLOSING or self._reason is None:
             self._reason = exc
-        elif isinstance(self._reason, ConnectionClosedByClient):
-            self._reason = exc  # the broker closed first: its reason wins
+        # else our own Close crossed the broker's: keep our reason, which the
+        # channels have already failed with, so everything reports one cause.
         self._send_method(0, spec.Connection.CloseOk())
         self._state = _CLOSING
         self._drop()

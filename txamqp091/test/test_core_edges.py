@@ -21,6 +21,7 @@ from txamqp091.exceptions import (
     AMQPTimeoutError,
     AMQPTLSError,
     ChannelWrongStateError,
+    ConnectionClosedByClient,
     ConnectionOpenAborted,
     NackError,
     UnroutableError,
@@ -103,6 +104,22 @@ class LateFrameTests(AMQPTestCase):
         broker.expect(spec.Channel.Open, 1)
         broker.send_method(1, spec.Channel.OpenOk())
         self.assertEqual(self.successResultOf(d).channel_number, 1)
+        self.finish(broker)
+
+    def test_crossed_connection_close_keeps_one_reason(self) -> None:
+        """When the broker's Connection.Close crosses ours, the connection answers with
+        CloseOk and reports the same reason its channels failed with (ours)."""
+        broker = self.open_connection()
+        ch = broker.open_channel()
+        declare = ch.queue_declare("q")
+        closing = broker.protocol.close()
+        failed = self.failureResultOf(declare, ConnectionClosedByClient).value
+        broker.expect(spec.Queue.Declare, 1)
+        broker.expect(spec.Connection.Close)
+        broker.send_method(0, spec.Connection.Close(320, "CONNECTION_FORCED", 0, 0))
+        broker.expect(spec.Connection.CloseOk)
+        self.successResultOf(closing)
+        self.assertIs(broker.protocol.close_reason, failed)
         self.finish(broker)
 
     def test_update_secret_timeout(self) -> None:
