@@ -9,6 +9,7 @@ from twisted.application.internet import ClientService
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
 from txamqp091 import ConnectionParameters, URLParameters
@@ -59,6 +60,26 @@ class FactoryTests(unittest.TestCase):
             await service.stopService()
             reason = await wait_for(closed)
             self.assertTrue(proto.is_closed, reason)
+
+        return ensureDeferred(go())  # type: ignore[return-value]
+
+    def test_client_service_prepare_connection_waits_for_ready(self) -> None:
+        """With ``prepareConnection=lambda p: p.ready``, ClientService.whenConnected()
+        fires only once the AMQP handshake is done."""
+        service = ClientService(
+            self.endpoint,
+            AMQPClientFactory(self.params),
+            prepareConnection=lambda proto: proto.ready,  # type: ignore[attr-defined]
+        )
+        service.startService()
+
+        async def go() -> None:
+            proto = await wait_for(service.whenConnected())
+            assert isinstance(proto, AMQPProtocol)
+            self.assertTrue(proto.is_open)
+            # Leave ClientService's state transition before stopping it.
+            await deferLater(reactor, 0, lambda: None)
+            await service.stopService()
 
         return ensureDeferred(go())  # type: ignore[return-value]
 
