@@ -573,18 +573,28 @@ Decoder_feed(Decoder *self, PyObject *arg)
                PyBytes_GET_SIZE(data));
         Py_DECREF(data);
         if ((uint64_t)PyByteArray_GET_SIZE(self->buffer) < self->need) return PyList_New(0);
-        data = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(self->buffer),
-                                         PyByteArray_GET_SIZE(self->buffer));
-        if (data == NULL) return NULL;
-        if (PyByteArray_Resize(self->buffer, 0) < 0) goto error;
+        /* Parse straight from the buffer instead of copying it into bytes: it is
+           swapped for a fresh one first, so nothing called while parsing can
+           resize the memory being read. */
+        PyObject *fresh = PyByteArray_FromStringAndSize(NULL, 0);
+        if (fresh == NULL) return NULL;
+        data = self->buffer;
+        self->buffer = fresh;
     } else if ((uint64_t)PyBytes_GET_SIZE(data) < self->need) {
         if (PyByteArray_Resize(self->buffer, PyBytes_GET_SIZE(data)) < 0) goto error;
         memcpy(PyByteArray_AS_STRING(self->buffer), PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data));
         Py_DECREF(data);
         return PyList_New(0);
     }
-    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(data);
-    Py_ssize_t length = PyBytes_GET_SIZE(data), pos = 0;
+    const unsigned char *p;
+    Py_ssize_t length, pos = 0;
+    if (PyByteArray_CheckExact(data)) {
+        p = (const unsigned char *)PyByteArray_AS_STRING(data);
+        length = PyByteArray_GET_SIZE(data);
+    } else {
+        p = (const unsigned char *)PyBytes_AS_STRING(data);
+        length = PyBytes_GET_SIZE(data);
+    }
     PyObject *frames = PyList_New(0);
     if (frames == NULL) goto error;
     for (;;) {
