@@ -175,9 +175,12 @@ def _as_targets(target: object, parameters: Parameters | None) -> list[tuple[Any
                 pairs.append((None, URLParameters(item)))
             elif isinstance(item, Parameters):
                 pairs.append((None, item))
+            elif IStreamClientEndpoint.providedBy(item):
+                pairs.append((item, parameters or ConnectionParameters()))
             else:
                 raise TypeError(
-                    f"a sequence target must hold URLs or Parameters, not {type(item).__name__}"
+                    "a sequence target must hold URLs, Parameters or endpoints, not "
+                    f"{type(item).__name__}"
                 )
         return pairs
     raise TypeError(
@@ -206,7 +209,7 @@ def connect(
     :param reactor: the reactor (TCP, TLS, time).
     :param target: an ``amqp://`` / ``amqps://`` URL, a
         :class:`~txamqp091.ConnectionParameters` or
-        :class:`~txamqp091.URLParameters`, a non-empty sequence of those
+        :class:`~txamqp091.URLParameters`, a non-empty sequence of those or of endpoints
         (tried in order), an :class:`IStreamClientEndpoint`, or an endpoint
         description string such as ``"tcp:host=rabbit:port=5672"``.
     :param parameters: AMQP settings to use with an endpoint or description

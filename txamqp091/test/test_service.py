@@ -1,0 +1,170 @@
+"""AMQPClientService: reconnection with backoff, on fake endpoints and a Clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from txamqp091 import ConnectionParameters, spec
+from txamqp091.protocol import AMQPProtocol
+from txamqp091.service import AMQPClientService
+from txamqp091.test.fakebroker import FakeBroker
+
+
+@implementer(IStreamClientEndpoint)
+class FakeEndpoint:
+    """Refuses the first ``refuse`` attempts, then connects to a StringTransport."""
+
+    def __init__(self, clock: Clock, name: str, log: list[str], refuse: int = 0) -> None:
+        self.clock = clock
+        self.name = name
+        self.log = log
+        self.refuse = refuse
+        self.brokers: list[FakeBroker] = []
+
+    def connect(self, factory: IProtocolFactory) -> Deferred[Any]:
+        self.log.append(self.name)
+        if self.refuse:
+            self.refuse -= 1
+            return fail(ConnectionRefusedError(self.name))
+        proto: Any = factory.buildProtocol(None)  # type: ignore[arg-type]
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        broker = FakeBroker(proto, self.clock, transport)
+        broker.connected = True
+        self.brokers.append(broker)
+        return succeed(proto)
+
+
+class ServiceTests(SynchronousTestCase):
+    """The service connects, retries with backoff, reconnects and stops cleanly."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.log: list[str] = []
+
+    def service(self, target: Any, **kw: Any) -> AMQPClientService:
+        return AMQPClientService(
+            self.clock,
+            target,
+            parameters=ConnectionParameters(heartbeat=0),
+            retry_policy=lambda failures: 2.0**failures,
+            **kw,
+        )
+
+    def stop(self, service: AMQPClientService, broker: FakeBroker | None = None) -> None:
+        stopped = service.stopService()
+        if broker is not None and broker.protocol.is_closing:
+            broker.expect(spec.Connection.Close)
+            broker.send_method(0, spec.Connection.CloseOk())
+            broker.deliver_loss()
+        self.successResultOf(stopped)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_first_connection_retried_with_backoff(self) -> None:
+        """Refused first attempts are retried after the policy's delays; whenConnected
+        fires only once the AMQP handshake is done, with the open connection."""
+        endpoint = FakeEndpoint(self.clock, "a", self.log, refuse=2)
+        service = self.service(endpoint)
+        service.startService()
+        connected = service.whenConnected()
+        self.assertEqual(self.log, ["a"])
+        self.assertEqual([c.getTime() for c in self.clock.getDelayedCalls()], [2.0])
+        self.clock.advance(2.0)
+        self.assertEqual(self.log, ["a", "a"])
+        self.assertEqual([c.getTime() for c in self.clock.getDelayedCalls()], [2.0 + 4.0])
+        self.clock.advance(4.0)
+        self.assertEqual(self.log, ["a", "a", "a"])
+        self.assertNoResult(connected)  # TCP is up, the AMQP handshake is not
+        broker = endpoint.brokers[0]
+        broker.handshake()
+        connection = self.successResultOf(connected)
+        self.assertIsInstance(connection, AMQPProtocol)
+        self.assertTrue(connection.is_open)
+        self.assertIs(service.connection, connection)
+        self.stop(service, broker)
+
+    def test_targets_tried_in_turn(self) -> None:
+        """Several targets are tried one per attempt, in order, round and round."""
+        first = FakeEndpoint(self.clock, "a", self.log, refuse=5)
+        second = FakeEndpoint(self.clock, "b", self.log, refuse=1)
+        service = AMQPClientService(
+            self.clock,
+            [first, second],
+            parameters=ConnectionParameters(heartbeat=0),
+            retry_policy=lambda failures: 1.0,
+        )
+        service.startService()
+        connected = service.whenConnected()
+        self.clock.advance(1.0)
+        self.clock.advance(1.0)
+        self.clock.advance(1.0)
+        self.assertEqual(self.log, ["a", "b", "a", "b"])
+        second.brokers[0].handshake()
+        self.successResultOf(connected)
+        self.stop(service, second.brokers[0])
+
+    def test_reconnects_after_loss(self) -> None:
+        """A lost connection is replaced: a new attempt, and whenConnected gives the new
+        open connection; the old one is forgotten."""
+        endpoint = FakeEndpoint(self.clock, "a", self.log)
+        service = self.service(endpoint)
+        service.startService()
+        first_broker = endpoint.brokers[0]
+        first_broker.handshake()
+        first = self.successResultOf(service.whenConnected())
+        first_broker.lose()
+        self.assertIsNone(service.connection)
+        self.assertTrue(first.is_closed)
+        self.clock.advance(2.0)  # ClientService's first retry delay: policy(1)
+        self.assertEqual(self.log, ["a", "a"])
+        second_broker = endpoint.brokers[1]
+        second_broker.handshake()
+        second = self.successResultOf(service.whenConnected())
+        self.assertIsNot(second, first)
+        self.assertIs(service.connection, second)
+        self.stop(service, second_broker)
+
+    def test_stop_closes_with_handshake(self) -> None:
+        """stopService sends Connection.Close and fires once the broker's CloseOk ended
+        the connection; no timer is left."""
+        endpoint = FakeEndpoint(self.clock, "a", self.log)
+        service = self.service(endpoint)
+        service.startService()
+        broker = endpoint.brokers[0]
+        broker.handshake()
+        connection = self.successResultOf(service.whenConnected())
+        stopped = service.stopService()
+        self.assertNoResult(stopped)
+        close = broker.expect(spec.Connection.Close)
+        self.assertEqual(close.reply_code, 200)
+        broker.send_method(0, spec.Connection.CloseOk())
+        broker.deliver_loss()
+        self.successResultOf(stopped)
+        self.assertTrue(connection.is_closed)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_stop_while_retrying(self) -> None:
+        """Stopping while waiting to retry cancels the retry: no timer is left."""
+        endpoint = FakeEndpoint(self.clock, "a", self.log, refuse=100)
+        service = self.service(endpoint)
+        service.startService()
+        pending = service.whenConnected()
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.stop(service)
+        self.failureResultOf(pending)
+        self.assertEqual(self.log, ["a"])
+
+    def test_bad_backoff_arguments(self) -> None:
+        """Backoff settings are checked when the service is made."""
+        endpoint = FakeEndpoint(self.clock, "a", self.log)
+        for kw in ({"initial_delay": -1}, {"factor": 0.5}, {"jitter": "x"}, {"max_delay": True}):
+            with self.assertRaises(ValueError, msg=str(kw)):
+                AMQPClientService(self.clock, endpoint, **kw)
