@@ -16,7 +16,7 @@ The service keeps one AMQP connection open for as long as it runs.  It is a
   close handshake before the service stops, and leaves no timer behind.
 
 Recovery of channels, topology and consumers after a reconnection builds on
-this service (see :doc:`/recovery`).
+this service.
 """
 
 from __future__ import annotations

@@ -339,3 +339,15 @@ class ReadmeSnippetTests(SynchronousTestCase):
         )
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(result.stdout.strip(), "b'hello'")
+
+
+class ServiceExampleTests(ExampleTestCase):
+    """examples/reconnecting_service.py."""
+
+    def test_reconnecting_service_example(self) -> None:
+        """The service example uses its connection each round and stops cleanly."""
+        result = run_example("reconnecting_service.py", "--url", self.url, "--rounds", "2")
+        self.assertEqual(result.returncode, 0, f"{result.stdout}\n{result.stderr}")
+        self.assertIn("round 1: got 'round 1' back", result.stdout)
+        self.assertIn("round 2: got 'round 2' back", result.stdout)
+        self.assertIn("stopped the service and closed the connection", result.stdout)
