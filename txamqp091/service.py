@@ -28,6 +28,7 @@ from typing import Any
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -131,6 +132,7 @@ class AMQPClientService(ClientService):
             )
         #: The connection now open, or ``None``.
         self.connection: AMQPProtocol | None = None
+        self._reactor = reactor
         super().__init__(
             self._rotating,
             self._amqp_factory,
@@ -164,7 +166,18 @@ class AMQPClientService(ClientService):
         :param failAfterFailures: fail after this many failed attempts instead
             of waiting for ever (Twisted's ``ClientService`` semantics).
         """
-        return super().whenConnected(failAfterFailures)  # type: ignore[return-value]
+
+        def fresh(connection: AMQPProtocol) -> Any:
+            if connection.is_open:
+                return connection
+            # Asked right as the connection closed, before ClientService heard of
+            # it: ask again once it has (it is told next, in the same turn).
+            return deferLater(self._reactor, 0, lambda: None).addCallback(
+                lambda _: self.whenConnected(failAfterFailures)
+            )
+
+        waiting: Deferred[AMQPProtocol] = super().whenConnected(failAfterFailures)  # type: ignore[assignment]
+        return waiting.addCallback(fresh)
 
     def stopService(self) -> Deferred[None]:
         """Close the connection with the AMQP close handshake, then stop retrying.

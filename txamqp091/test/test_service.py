@@ -132,6 +132,28 @@ class ServiceTests(SynchronousTestCase):
         self.assertIs(service.connection, second)
         self.stop(service, second_broker)
 
+    def test_when_connected_asked_as_the_connection_closes(self) -> None:
+        """whenConnected() asked from the old connection's close notification (before
+        ClientService hears of the loss) never gives the closed connection."""
+        endpoint = FakeEndpoint(self.clock, "a", self.log)
+        service = self.service(endpoint)
+        service.startService()
+        first_broker = endpoint.brokers[0]
+        first_broker.handshake()
+        first = self.successResultOf(service.whenConnected())
+        asked: list[Deferred[AMQPProtocol]] = []
+        first.add_on_close_callback(lambda conn, reason: asked.append(service.whenConnected()))
+        first_broker.lose()
+        self.assertNoResult(asked[0])
+        self.clock.advance(0)
+        self.clock.advance(2.0)  # the retry
+        second_broker = endpoint.brokers[1]
+        second_broker.handshake()
+        second = self.successResultOf(asked[0])
+        self.assertIsNot(second, first)
+        self.assertTrue(second.is_open)
+        self.stop(service, second_broker)
+
     def test_stop_closes_with_handshake(self) -> None:
         """stopService sends Connection.Close and fires once the broker's CloseOk ended
         the connection; no timer is left."""
