@@ -50,6 +50,7 @@ from txamqp091.exceptions import (
     ChannelWrongStateError,
     ConsumerCancelled,
     NackError,
+    UnconfirmedPublishError,
     UnexpectedFrameError,
     UnroutableError,
 )
@@ -412,7 +413,10 @@ class Channel(Lifecycle, ChannelConsumers, ChannelRPCs):
         self._returned.clear()
         for entry in unconfirmed:
             if entry is not None:
-                entry[0].errback(reason)
+                # Each gets its own error, carrying its message to publish again.
+                entry[0].errback(
+                    UnconfirmedPublishError.wrap(reason, PublishedMessage(*entry[1:]))
+                )
         consumers, self._consumers = self._consumers, {}
         for consumer in consumers.values():
             if isinstance(consumer, ConsumerQueue):

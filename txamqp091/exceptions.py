@@ -78,6 +78,7 @@ __all__ = [
     "ReentrancyError",
     "ShortStringTooLong",
     "StreamLostError",
+    "UnconfirmedPublishError",
     "UnexpectedFrameError",
     "UnroutableError",
     "UnspportedAMQPFieldException",
@@ -405,6 +406,56 @@ class NackError(AMQPChannelError):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}: {len(self.messages)} messages NACKed by broker"
+
+
+class UnconfirmedPublishError(AMQPError):
+    """A publish in confirm mode was neither acked nor nacked: the channel or connection
+    closed first.  The broker may or may not have the message.
+
+    This is a txamqp091 addition.  The error is raised as a subclass of *both*
+    this class and the class of the error that closed the channel or
+    connection (e.g. :class:`StreamLostError`), so ``except StreamLostError``
+    still catches it, while ``except UnconfirmedPublishError`` gets the
+    message back to publish again (which may duplicate it).
+    """
+
+    #: The message as it was given to ``basic_publish`` (a ``PublishedMessage``).
+    message: Any
+    #: The error that closed the channel or connection.
+    reason: BaseException
+
+    @staticmethod
+    def wrap(reason: BaseException, message: Any) -> UnconfirmedPublishError:
+        """The error for one unconfirmed publish ended by *reason*.
+
+        :param reason: the error that closed the channel or connection.
+        :param message: what was published.
+        :returns: an instance of both this class and ``type(reason)``, with
+            ``reason``'s arguments.
+        """
+        cls = _UNCONFIRMED_CLASSES.get(type(reason))
+        if cls is None:
+            cls = type(
+                f"Unconfirmed{type(reason).__name__}",
+                (UnconfirmedPublishError, type(reason)),
+                {"__module__": __name__, "__qualname__": f"Unconfirmed{type(reason).__name__}"},
+            )
+            _UNCONFIRMED_CLASSES[type(reason)] = cls
+        error: UnconfirmedPublishError = cls.__new__(cls)
+        error.args = reason.args
+        error.message = message
+        error.reason = reason
+        error.__cause__ = reason
+        return error
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}: unconfirmed publish ({getattr(self, 'reason', None)!r})"
+
+    def __str__(self) -> str:
+        return f"publish not confirmed: {getattr(self, 'reason', self.args)}"
+
+
+_UNCONFIRMED_CLASSES: dict[type[BaseException], type[UnconfirmedPublishError]] = {}
 
 
 class InvalidChannelNumber(AMQPError):

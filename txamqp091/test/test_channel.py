@@ -28,6 +28,7 @@ from txamqp091.exceptions import (
     DuplicateConsumerTag,
     NackError,
     StreamLostError,
+    UnconfirmedPublishError,
     UnroutableError,
 )
 from txamqp091.message import (
@@ -376,6 +377,20 @@ class ChannelCloseTests(ChannelTestCase):
             self.assertNoResult(d)
         return pending
 
+    def assertFailedWith(
+        self, name: str, d: Deferred[Any], reason: Exception, kind: type[Exception]
+    ) -> None:
+        """*d* failed with *reason* itself, or, for a publish, with an
+        UnconfirmedPublishError of the same kind that carries its message."""
+        error = self.failureResultOf(d, kind).value
+        if name.startswith("publish"):
+            self.assertIsInstance(error, UnconfirmedPublishError)
+            assert isinstance(error, UnconfirmedPublishError)
+            self.assertIs(error.reason, reason)
+            self.assertEqual(error.message.body, name[-1].encode())
+        else:
+            self.assertIs(error, reason)
+
     def test_broker_close_fans_out(self) -> None:
         """Broker Channel.Close fails every pending Deferred with ChannelClosedByBroker."""
         broker, ch = self.open_channel()
@@ -391,7 +406,7 @@ class ChannelCloseTests(ChannelTestCase):
         self.assertEqual(reason.args, (406, "PRECONDITION_FAILED - x"))
         for name, d in pending.items():
             with self.subTest(pending=name):
-                self.assertIs(self.failureResultOf(d, ChannelClosedByBroker).value, reason)
+                self.assertFailedWith(name, d, reason, ChannelClosedByBroker)
         self.assertEqual(seen, [(ch, reason)])
         self.assertTrue(ch.is_closed)
         self.assertIs(ch.close_reason, reason)
@@ -512,10 +527,11 @@ class ChannelCloseTests(ChannelTestCase):
         broker.lose()
         reason = broker.protocol.close_reason
         self.assertIsInstance(reason, StreamLostError)
+        assert reason is not None
         for ch, pending in zip(channels, pendings, strict=True):
             for name, d in pending.items():
                 with self.subTest(channel=ch.channel_number, pending=name):
-                    self.assertIs(self.failureResultOf(d).value, reason)
+                    self.assertFailedWith(name, d, reason, StreamLostError)
             self.assertTrue(ch.is_closed)
             self.assertIs(ch.close_reason, reason)
             self.assertIs(self.successResultOf(ch.when_closed()), reason)

@@ -21,9 +21,11 @@ from txamqp091.exceptions import (
     AMQPTimeoutError,
     AMQPTLSError,
     ChannelWrongStateError,
+    ConnectionClosedByBroker,
     ConnectionClosedByClient,
     ConnectionOpenAborted,
     NackError,
+    UnconfirmedPublishError,
     UnroutableError,
 )
 from txamqp091.protocol import AMQPProtocol
@@ -75,6 +77,38 @@ class ConfirmEdgeTests(AMQPTestCase):
         self.assertNoResult(second)
         broker.send_method(1, spec.Basic.Ack(2, False))
         self.successResultOf(second)
+        self.finish(broker)
+
+
+class UnconfirmedTests(AMQPTestCase):
+    """Publishes the broker never confirmed come back to the caller, to publish again."""
+
+    def test_broker_close_gives_each_publish_its_message(self) -> None:
+        """A broker Connection.Close fails each unconfirmed publish with an error that is
+        both a ConnectionClosedByBroker (same reply code and text) and an
+        UnconfirmedPublishError carrying that publish's own message."""
+        broker = self.open_connection()
+        ch = broker.open_channel()
+        ch.confirm_delivery()
+        broker.expect(spec.Confirm.Select, 1)
+        broker.send_method(1, spec.Confirm.SelectOk())
+        first = ch.basic_publish("ex", "a", b"one", mandatory=True)
+        second = ch.basic_publish("ex", "b", b"two")
+        broker.send_method(0, spec.Connection.Close(320, "CONNECTION_FORCED", 0, 0))
+        reason = broker.protocol.close_reason
+        for d, key, body, mandatory in ((first, "a", b"one", True), (second, "b", b"two", False)):
+            error = self.failureResultOf(d, ConnectionClosedByBroker).value
+            self.assertIsInstance(error, UnconfirmedPublishError)
+            assert isinstance(error, UnconfirmedPublishError)
+            assert isinstance(error, ConnectionClosedByBroker)
+            self.assertEqual((error.reply_code, error.reply_text), (320, "CONNECTION_FORCED"))
+            self.assertIs(error.reason, reason)
+            self.assertEqual(
+                (error.message.exchange, error.message.routing_key, error.message.body),
+                ("ex", key, body),
+            )
+            self.assertIs(error.message.mandatory, mandatory)
+            self.assertIn("CONNECTION_FORCED", repr(error))
         self.finish(broker)
 
 

@@ -44,6 +44,7 @@ from txamqp091.exceptions import (
     ProbableAccessDeniedError,
     ProbableAuthenticationError,
     StreamLostError,
+    UnconfirmedPublishError,
     VirtualHostAccessRefused,
 )
 from txamqp091.protocol import AMQPProtocol
@@ -779,7 +780,10 @@ class BlockedTests(ConnectionTestCase):
         exc = await wait_for(conn.when_closed())
         self.assertIsInstance(exc, ConnectionBlockedTimeout)
         self.assertIs((await wait_for(calls))[1], exc)
-        self.assertIs(await _expect_failure(confirm, ConnectionBlockedTimeout), exc)
+        unconfirmed = await _expect_failure(confirm, ConnectionBlockedTimeout)
+        self.assertIsInstance(unconfirmed, UnconfirmedPublishError)
+        self.assertIs(unconfirmed.reason, exc)
+        self.assertEqual(unconfirmed.message.body, b"never confirmed")
         self.assertIs(await _expect_failure(writable, ConnectionBlockedTimeout), exc)
         self.assertIs(conn.close_reason, exc)
 
