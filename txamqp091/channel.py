@@ -393,18 +393,14 @@ class Channel(Lifecycle, ChannelConsumers, ChannelRPCs):
 
     def _fail_pending(self, reason: Exception) -> None:
         current, self._current = self._current, None
-        queued, self._queue = list(self._queue), deque()
+        pending = [current, *self._queue] if current is not None else list(self._queue)
+        self._queue = deque()
         self._queued_writes = 0
-        if current is not None:
-            if current.timer is not None:
-                current.timer.cancel()
-                current.timer = None
-            queued.insert(0, current)
-            if current.abandoned:
-                queued.pop(0)
-        for rpc in queued:
+        for rpc in pending:
             if rpc.timer is not None:
                 rpc.timer.cancel()
+                rpc.timer = None
+            # Cancelled or timed-out requests have failed already.
             if rpc.deferred is not None and not rpc.deferred.called:
                 rpc.deferred.errback(reason)
         unconfirmed, self._unconfirmed = self._unconfirmed, deque()

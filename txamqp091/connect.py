@@ -42,7 +42,13 @@ from txamqp091.exceptions import (
 from txamqp091.parameters import ConnectionParameters, Parameters, URLParameters
 from txamqp091.protocol import DEFAULT_RPC_TIMEOUT, AMQPProtocol
 
-__all__ = ["AMQPClientFactory", "ConnectionRefused", "connect", "endpoint_for"]
+__all__ = [
+    "AMQPClientFactory",
+    "ConnectionRefused",
+    "connect",
+    "endpoint_for",
+    "resolve_targets",
+]
 
 _log = Logger()
 
@@ -223,15 +229,25 @@ def connect(
         :class:`~txamqp091.exceptions.AMQPTimeoutError`, ….
     :raises TypeError, ValueError: for a malformed target, at once.
     """
-    targets = _as_targets(target, parameters)
+    pairs = resolve_targets(reactor, target, parameters)
+    return Deferred.fromCoroutine(_connect(reactor, pairs, rpc_timeout))
+
+
+def resolve_targets(
+    reactor: Any, target: Any, parameters: Parameters | None = None
+) -> list[tuple[IStreamClientEndpoint, Parameters]]:
+    """The ``(endpoint, parameters)`` pairs a :func:`connect` target names, in order.
+
+    :raises TypeError, ValueError: for a malformed target.
+    """
     pairs: list[tuple[IStreamClientEndpoint, Parameters]] = []
-    for endpoint, params in targets:
+    for endpoint, params in _as_targets(target, parameters):
         if endpoint == "description":
             endpoint = clientFromString(reactor, target)  # type: ignore[no-untyped-call]
         elif endpoint is None:
             endpoint = endpoint_for(reactor, params)
         pairs.append((endpoint, params))
-    return Deferred.fromCoroutine(_connect(reactor, pairs, rpc_timeout))
+    return pairs
 
 
 async def _connect(

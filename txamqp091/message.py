@@ -139,12 +139,6 @@ class ConsumerQueue:
         for d in waiters:
             d.errback(self._end_error())
 
-    def drain(self) -> list[ReceivedMessage]:
-        """Remove and return every buffered message."""
-        messages = list(self._messages)
-        self._messages.clear()
-        return messages
-
     def __aiter__(self) -> AsyncIterator[ReceivedMessage]:
         return self
 

@@ -32,8 +32,8 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from txamqp091.connect import AMQPClientFactory, _as_targets, endpoint_for
-from txamqp091.parameters import ConnectionParameters, Parameters
+from txamqp091.connect import AMQPClientFactory, resolve_targets
+from txamqp091.parameters import Parameters
 from txamqp091.protocol import DEFAULT_RPC_TIMEOUT, AMQPProtocol
 
 __all__ = ["AMQPClientService"]
@@ -109,18 +109,8 @@ class AMQPClientService(ClientService):
                 raise ValueError(f"{name} must be a number >= 0, not {value!r}")
         if factor < 1:
             raise ValueError(f"factor must be >= 1, not {factor!r}")
-        pairs: list[tuple[IStreamClientEndpoint, Parameters]] = []
-        for endpoint, params in _as_targets(target, parameters):
-            if endpoint == "description":
-                from twisted.internet.endpoints import clientFromString
-
-                endpoint = clientFromString(reactor, target)  # type: ignore[no-untyped-call]
-            elif endpoint is None:
-                endpoint = endpoint_for(reactor, params)
-            pairs.append((endpoint, params))
-        self._amqp_factory = AMQPClientFactory(
-            pairs[0][1] if pairs else ConnectionParameters(), reactor, rpc_timeout=rpc_timeout
-        )
+        pairs = resolve_targets(reactor, target, parameters)
+        self._amqp_factory = AMQPClientFactory(pairs[0][1], reactor, rpc_timeout=rpc_timeout)
         self._rotating = _RotatingEndpoint(pairs, self._amqp_factory)
         if retry_policy is None:
             rng = random.Random()
