@@ -58,6 +58,7 @@ __all__ = [
     "ConnectionClosedByBroker",
     "ConnectionClosedByClient",
     "ConnectionOpenAborted",
+    "ConnectionRecovering",
     "ConnectionWrongStateError",
     "ConsumerCancelled",
     "DuplicateConsumerTag",
@@ -71,10 +72,12 @@ __all__ = [
     "MethodNotImplemented",
     "NackError",
     "NoFreeChannels",
+    "OutboxFull",
     "ProbableAccessDeniedError",
     "ProbableAuthenticationError",
     "ProtocolSyntaxError",
     "ProtocolVersionMismatch",
+    "RecoveryError",
     "ReentrancyError",
     "ShortStringTooLong",
     "StreamLostError",
@@ -456,6 +459,44 @@ class UnconfirmedPublishError(AMQPError):
 
 
 _UNCONFIRMED_CLASSES: dict[type[BaseException], type[UnconfirmedPublishError]] = {}
+
+
+class ConnectionRecovering(AMQPConnectionError):
+    """The service is reconnecting: nothing was sent.
+
+    This is a txamqp091 addition, raised by the channels of
+    :class:`~txamqp091.service.AMQPClientService` while the connection is down
+    or its recovery has not finished.  Retry once
+    :meth:`~txamqp091.service.AMQPClientService.whenConnected` fires.
+    """
+
+
+class RecoveryError(AMQPConnectionError):
+    """Recovering a channel, an entity or a consumer on a new connection failed.
+
+    This is a txamqp091 addition.  :class:`~txamqp091.service.AMQPClientService`
+    reports it in a :class:`~txamqp091.recovery.RecoveryFailed` event, drops the
+    connection and tries again after its backoff; ``whenConnected(failAfterFailures=n)``
+    may fail with it.
+    """
+
+    def __init__(self, entity: Any, error: BaseException) -> None:
+        super().__init__(f"recovery of {entity!r} failed: {error!r}")
+        #: What could not be recovered: a topology record, or ``"channel N"``.
+        self.entity = entity
+        #: The error the broker or the connection gave.
+        self.error = error
+
+
+class OutboxFull(AMQPError):
+    """The service's outbox is full: the message was not kept.
+
+    This is a txamqp091 addition: the bounded outbox of
+    :class:`~txamqp091.service.AMQPClientService` holds at most its configured
+    number of messages and bytes.  A confirmed publish cut off by a
+    disconnection while the outbox is full fails with its
+    :class:`UnconfirmedPublishError` instead, as without an outbox.
+    """
 
 
 class InvalidChannelNumber(AMQPError):

@@ -20,6 +20,7 @@ from txamqp091 import spec
 
 if TYPE_CHECKING:
     from txamqp091.channel import Channel
+    from txamqp091.recovering_channel import RecoveringChannel
 
 __all__ = [
     "ConsumerQueue",
@@ -36,7 +37,7 @@ class ReceivedMessage(NamedTuple):
     """
 
     #: The channel the message arrived on (ack it there).
-    channel: Channel
+    channel: Channel | RecoveringChannel
     #: ``Basic.Deliver`` or ``Basic.GetOk`` (``delivery_tag``, ``redelivered``…).
     method: spec.Method
     #: The message's properties.

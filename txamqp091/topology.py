@@ -108,7 +108,7 @@ class Topology:
         self._exchanges: dict[str, ExchangeRecord] = {}
         self._queues: dict[str, QueueRecord] = {}
         self._bindings: dict[tuple[Any, ...], BindingRecord] = {}
-        self._consumers: dict[str, ConsumerRecord] = {}
+        self._consumers: dict[tuple[int, str], ConsumerRecord] = {}
 
     def _keep(self, record: Record) -> bool:
         return self._include is None or bool(self._include(record))
@@ -140,9 +140,9 @@ class Topology:
         for key, binding in list(self._bindings.items()):
             if binding.kind == "queue" and binding.destination == name:
                 del self._bindings[key]
-        for tag, consumer in list(self._consumers.items()):
+        for key, consumer in list(self._consumers.items()):
             if consumer.queue == name:
-                del self._consumers[tag]
+                del self._consumers[key]
 
     def bound(self, record: BindingRecord) -> None:
         """Record a binding the broker confirmed."""
@@ -163,13 +163,15 @@ class Topology:
     def consumer_started(self, record: ConsumerRecord) -> None:
         """Record a consumer the broker confirmed (``Basic.ConsumeOk``)."""
         if self._keep(record):
-            self._consumers[record.consumer_tag] = record
+            self._consumers[(record.channel_number, record.consumer_tag)] = record
 
-    def consumer_cancelled(self, consumer_tag: str) -> None:
-        """Forget a consumer; an auto-delete queue left without one goes too."""
-        consumer = self._consumers.pop(consumer_tag, None)
+    def consumer_cancelled(self, consumer_tag: str, channel_number: int | None = None) -> None:
+        """Forget a consumer (on *channel_number*, or on any channel when ``None``);
+        an auto-delete queue left without one goes too."""
+        consumer = self.consumer(consumer_tag, channel_number)
         if consumer is None:
             return
+        del self._consumers[(consumer.channel_number, consumer.consumer_tag)]
         queue = self._queues.get(consumer.queue)
         if (
             queue is not None
@@ -190,9 +192,35 @@ class Topology:
                 del self._bindings[key]
                 moved = replace(binding, destination=new)
                 self._bindings[moved.key()] = moved
-        for tag, consumer in list(self._consumers.items()):
+        for key, consumer in list(self._consumers.items()):
             if consumer.queue == old:
-                self._consumers[tag] = replace(consumer, queue=new)
+                self._consumers[key] = replace(consumer, queue=new)
+
+    def consumer(
+        self, consumer_tag: str, channel_number: int | None = None
+    ) -> ConsumerRecord | None:
+        """The record of a consumer (on *channel_number*, or on any channel), if kept."""
+        if channel_number is not None:
+            return self._consumers.get((channel_number, consumer_tag))
+        for consumer in self._consumers.values():
+            if consumer.consumer_tag == consumer_tag:
+                return consumer
+        return None
+
+    def queue(self, name: str) -> QueueRecord | None:
+        """The record of a queue, if kept."""
+        return self._queues.get(name)
+
+    def bindings_of(self, queue: str) -> list[BindingRecord]:
+        """The recorded bindings whose destination is the queue *queue*."""
+        return [b for b in self._bindings.values() if b.kind == "queue" and b.destination == queue]
+
+    def forget_channel(self, channel_number: int) -> None:
+        """Forget the consumers of a channel closed for good (as consumer_cancelled)."""
+        for consumer in [
+            c for c in self._consumers.values() if c.channel_number == channel_number
+        ]:
+            self.consumer_cancelled(consumer.consumer_tag, channel_number)
 
     def replay(self) -> Iterator[Record]:
         """Every record, in the order a new connection declares them: exchanges, queues,

@@ -1,0 +1,812 @@
+"""RecoveringChannel: a channel of :class:`~txamqp091.service.AMQPClientService` that
+outlives its connection.
+
+It has the methods of :class:`~txamqp091.channel.Channel` and forwards them
+to the core channel of the current connection, recording what the broker
+confirmed (exchanges, queues, bindings, consumers in the service's
+:class:`~txamqp091.topology.Topology`; QoS, confirm and tx mode here) so that
+the service can recover it after a reconnection.  Between a disconnection and
+the end of recovery:
+
+* calls that would send something raise
+  :class:`~txamqp091.exceptions.ConnectionRecovering` at once (fail fast);
+  with the service's outbox, a confirmed publish is kept and sent after
+  recovery instead;
+* acks, nacks and rejects of deliveries received on an earlier connection
+  send nothing and return ``False`` (they are *stale*: the broker has
+  requeued those deliveries and will deliver them again); delivery tags keep
+  growing across connections, so a stale tag is never mistaken for a new one;
+* consumers keep their callbacks and queue objects: a queue object does not
+  end, it gets the deliveries of the new connection.
+
+A channel closed by the application, or by the broker while the connection
+stays up (a channel error), is closed for good and forgotten by the service,
+as the core channel is.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txamqp091 import codec, spec
+from txamqp091.channel_rpcs import check_bool, check_str
+from txamqp091.exceptions import (
+    AMQPConnectionError,
+    ChannelClosedByClient,
+    ChannelWrongStateError,
+    ConnectionClosedByClient,
+    ConnectionRecovering,
+    ConsumerCancelled,
+    DuplicateConsumerTag,
+    UnconfirmedPublishError,
+)
+from txamqp091.message import PUBLISHED, ConsumerQueue, PublishedMessage, ReceivedMessage
+from txamqp091.outbox import OutboxEntry
+from txamqp091.recovery import ConsumerCancelledByBroker, RecoveryFailed, declare
+from txamqp091.topology import BindingRecord, ConsumerRecord, ExchangeRecord, QueueRecord
+
+if TYPE_CHECKING:
+    from txamqp091.channel import Channel
+    from txamqp091.service import AMQPClientService
+
+__all__ = ["RecoveringChannel"]
+
+_T = TypeVar("_T")
+
+_log = Logger()
+_AnyFrame = codec.MethodFrame[spec.Method]
+_MethodFrame = codec.MethodFrame
+
+#: ``on_message_callback(channel, method, properties, body)``; a Deferred or a
+#: coroutine it returns is waited for by the service's ``stopService``.
+RecoveringCallback = Callable[
+    ["RecoveringChannel", spec.Method, spec.BasicProperties, bytes], object
+]
+
+
+class RecoveringChannel:
+    """A channel recovered with its connection; made by
+    :meth:`AMQPClientService.channel() <txamqp091.service.AMQPClientService.channel>`."""
+
+    def __init__(self, service: AMQPClientService, channel: Channel) -> None:
+        self._service = service
+        #: The channel's number, kept across connections.
+        self.channel_number: int = channel.channel_number
+        self._channel: Channel | None = None
+        self._live = False
+        self._closed: BaseException | None = None
+        self._qos: tuple[int, int] | None = None
+        self._global_qos: tuple[int, int] | None = None
+        self._confirming = False
+        self._transactional = False
+        # consumer tag -> the application's callback or queue object
+        self._consumers: dict[str, RecoveringCallback | ConsumerQueue] = {}
+        self._return_callbacks: list[
+            Callable[[RecoveringChannel, spec.Method, spec.BasicProperties, bytes], object]
+        ] = []
+        self._cancel_callbacks: list[Callable[[_AnyFrame], object]] = []
+        self._handlers: set[Deferred[Any]] = set()
+        # Delivery tags handed out are the connection's own plus _offset, the
+        # highest tag handed out on earlier connections.
+        self._offset = 0
+        self._last_tag = 0
+        #: How many stale acks, nacks and rejects were dropped.
+        self.stale_acks = 0
+        self._attach(channel)
+        self._live = True
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("open" if self._live else "recovering")
+        return f"<RecoveringChannel number={self.channel_number} {state}>"
+
+    # -- state ---------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        """``True`` while usable: connected and recovered."""
+        return self._live and self._channel is not None and self._channel.is_open
+
+    @property
+    def is_recovering(self) -> bool:
+        """``True`` between a disconnection and the end of recovery."""
+        return self._closed is None and not self.is_open
+
+    @property
+    def is_closed(self) -> bool:
+        """``True`` once closed for good (by the application or a channel error)."""
+        return self._closed is not None
+
+    @property
+    def close_reason(self) -> BaseException | None:
+        """Why the channel closed for good, or ``None``."""
+        return self._closed
+
+    @property
+    def channel(self) -> Channel | None:
+        """The core channel of the current connection (``None`` while recovering)."""
+        return self._channel
+
+    @property
+    def consumer_tags(self) -> list[str]:
+        """Tags of the consumers of this channel (kept across connections)."""
+        return list(self._consumers)
+
+    @property
+    def confirming(self) -> bool:
+        """Whether the channel is in publisher-confirm mode."""
+        return self._confirming
+
+    def add_on_return_callback(
+        self,
+        callback: Callable[[RecoveringChannel, spec.Method, spec.BasicProperties, bytes], object],
+    ) -> None:
+        """Call ``callback(channel, method, properties, body)`` for each ``Basic.Return``."""
+        self._return_callbacks.append(callback)
+
+    def add_on_cancel_callback(self, callback: Callable[[_AnyFrame], object]) -> None:
+        """Call ``callback(method_frame)`` when the broker cancels a consumer."""
+        self._cancel_callbacks.append(callback)
+
+    def _current(self) -> Channel:
+        """The core channel to send on, or the reason there is none."""
+        channel = self._channel
+        if self._live and channel is not None and channel.is_open:
+            return channel
+        if self._closed is not None:
+            raise ChannelWrongStateError(f"channel {self.channel_number} is closed") from (
+                self._closed
+            )
+        raise ConnectionRecovering(
+            f"channel {self.channel_number} is being recovered; nothing was sent"
+        )
+
+    # -- attaching to a connection ----------------------------------------------------
+
+    def _attach(self, channel: Channel) -> None:
+        self._channel = channel
+        self._offset = self._last_tag
+        channel.add_on_close_callback(self._core_closed)
+        channel.add_on_return_callback(self._on_return)
+        channel.add_on_cancel_callback(self._on_cancel)
+
+    async def _restore(self, channel: Channel) -> None:
+        """Attach to a new connection's channel; restore QoS, confirm and tx mode."""
+        self._attach(channel)
+        if self._qos is not None:
+            await channel.basic_qos(*self._qos, False)
+        if self._global_qos is not None:
+            await channel.basic_qos(*self._global_qos, True)
+        if self._confirming:
+            await channel.confirm_delivery()
+        if self._transactional:
+            await channel.tx_select()
+
+    def _go_live(self) -> None:
+        """Recovery finished: accept the application's calls again."""
+        if self._closed is None and self._channel is not None:
+            self._live = True
+
+    def _core_closed(self, channel: Channel, reason: Exception) -> None:
+        if channel is not self._channel:
+            return
+        self._channel = None
+        self._live = False
+        if self._closed is not None:
+            return
+        service = self._service
+        if isinstance(reason, AMQPConnectionError) and not service._stopping:
+            # The connection went: recovered later.  Consumers the filter kept
+            # out of the topology end now.
+            for tag in list(self._consumers):
+                if service.topology.consumer(tag, self.channel_number) is None:
+                    self._end_consumer(tag, reason)
+            return
+        self._close_for_good(reason)
+
+    def _close_for_good(self, reason: BaseException) -> None:
+        self._closed = reason
+        self._live = False
+        service = self._service
+        quiet = isinstance(reason, ChannelClosedByClient | ConnectionClosedByClient)
+        for tag in list(self._consumers):
+            self._end_consumer(tag, None if quiet else reason)
+        service.topology.forget_channel(self.channel_number)
+        service._forget_channel(self, reason)
+
+    def _end_consumer(self, tag: str, reason: BaseException | None) -> None:
+        target = self._consumers.pop(tag, None)
+        if isinstance(target, ConsumerQueue):
+            target.close(reason)
+
+    # -- deliveries ------------------------------------------------------------------
+
+    def _deliverer(
+        self, target: RecoveringCallback | ConsumerQueue
+    ) -> Callable[[Channel, spec.Method, spec.BasicProperties, bytes], None]:
+        """The callback given to the core channel for one consumer."""
+        if isinstance(target, ConsumerQueue):
+            put = target.put
+
+            def to_queue(
+                _: Channel, method: Any, properties: spec.BasicProperties, body: bytes
+            ) -> None:
+                tag = self._last_tag = method.delivery_tag + self._offset
+                method.delivery_tag = tag
+                put(ReceivedMessage(self, method, properties, body))
+
+            return to_queue
+
+        def to_callback(
+            _: Channel, method: Any, properties: spec.BasicProperties, body: bytes
+        ) -> None:
+            tag = self._last_tag = method.delivery_tag + self._offset
+            method.delivery_tag = tag
+            result = target(self, method, properties, body)
+            if result is not None:
+                self._track(result)
+
+        return to_callback
+
+    def _track(self, result: object) -> None:
+        """Remember a handler still running (a Deferred or coroutine it returned)."""
+        if isinstance(result, Deferred):
+            running: Deferred[Any] = result
+        elif inspect.iscoroutine(result):
+            running = ensureDeferred(result)
+        else:
+            return
+        if running.called and not isinstance(getattr(running, "result", None), Failure):
+            return
+        self._handlers.add(running)
+
+        def done(outcome: object) -> None:
+            self._handlers.discard(running)
+            if isinstance(outcome, Failure):
+                _log.failure(
+                    "message handler on channel {number} failed",
+                    outcome,
+                    number=self.channel_number,
+                )
+
+        running.addBoth(done)
+
+    def _handlers_idle(self) -> Deferred[Any]:
+        """A Deferred firing once the handlers running now have finished."""
+        if not self._handlers:
+            return succeed(None)
+        waits: list[Deferred[Any]] = []
+        for running in list(self._handlers):
+            wait: Deferred[Any] = Deferred()
+            running.addBoth(_passing_to, wait)
+            waits.append(wait)
+        return DeferredList(waits)
+
+    def _on_return(
+        self, _: Channel, method: spec.Method, properties: spec.BasicProperties, body: bytes
+    ) -> None:
+        for callback in list(self._return_callbacks):
+            try:
+                callback(self, method, properties, body)
+            except Exception:
+                _log.failure("on-return callback {cb!r} failed", cb=callback)
+
+    def _on_cancel(self, frame: _AnyFrame) -> None:
+        tag: str = frame.method.consumer_tag  # type: ignore[attr-defined]
+        if tag not in self._consumers:
+            return
+        service = self._service
+        record = service.topology.consumer(tag, self.channel_number)
+        queue = record.queue if record is not None else None
+        resume = record is not None and service.topology.queue(record.queue) is not None
+        service._emit(ConsumerCancelledByBroker(self.channel_number, tag, queue, resume))
+        for callback in list(self._cancel_callbacks):
+            try:
+                callback(frame)
+            except Exception:
+                _log.failure("on-cancel callback {cb!r} failed", cb=callback)
+        if record is not None and resume:
+            ensureDeferred(self._redeclare_and_resume(record))
+        else:
+            service.topology.consumer_cancelled(tag, self.channel_number)
+            self._end_consumer(tag, ConsumerCancelled(f"the broker cancelled consumer {tag!r}"))
+
+    async def _redeclare_and_resume(self, record: ConsumerRecord) -> None:
+        """Declare a consumer's queue (and its bindings) again, then consume again."""
+        service = self._service
+        connection = service.connection
+        try:
+            if connection is None:
+                raise ConnectionRecovering("the connection went; recovery resumes the consumer")
+            work = await connection.channel()
+            queue = service.topology.queue(record.queue)
+            if queue is not None:
+                await declare(work, queue, service.topology, service._emit)
+                fresh = service.topology.consumer(record.consumer_tag, self.channel_number)
+                record = fresh if fresh is not None else record
+                for binding in service.topology.bindings_of(record.queue):
+                    await declare(work, binding, service.topology, service._emit)
+            await work.close()
+            await self._resume_consumer(record)
+        except ConnectionRecovering:
+            return  # recovery of the new connection re-consumes it
+        except Exception as e:
+            if isinstance(e, AMQPConnectionError):
+                return  # the connection went meanwhile; recovery takes over
+            service._emit(RecoveryFailed(record, e))
+            service.topology.consumer_cancelled(record.consumer_tag, self.channel_number)
+            self._end_consumer(record.consumer_tag, e)
+
+    async def _resume_consumer(self, record: ConsumerRecord) -> None:
+        """Start a recorded consumer again on the current core channel."""
+        target = self._consumers.get(record.consumer_tag)
+        channel = self._channel
+        if target is None or channel is None:
+            return
+        await channel.basic_consume(
+            record.queue,
+            self._deliverer(target),
+            record.auto_ack,
+            record.exclusive,
+            record.consumer_tag,
+            record.arguments or None,
+        )
+
+    # -- consumers -----------------------------------------------------------------
+
+    def basic_consume(
+        self,
+        queue: str,
+        on_message_callback: RecoveringCallback | None = None,
+        auto_ack: bool = False,
+        exclusive: bool = False,
+        consumer_tag: str | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> Deferred[Any]:
+        """Start a consumer, recorded so that it is started again after a reconnection.
+
+        As :meth:`Channel.basic_consume <txamqp091.channel.Channel.basic_consume>`,
+        except that the callback receives this channel, and that a Deferred or
+        coroutine it returns is a handler still running (``stopService`` waits
+        for it).  The queue object (without a callback) lasts across reconnections.
+        """
+        channel = self._current()
+        if consumer_tag is not None and consumer_tag in self._consumers:
+            raise DuplicateConsumerTag(consumer_tag)
+        if on_message_callback is not None and not callable(on_message_callback):
+            raise TypeError("on_message_callback must be callable or None")
+        target: RecoveringCallback | ConsumerQueue
+        target = on_message_callback if on_message_callback is not None else ConsumerQueue()
+        d = channel.basic_consume(
+            queue, self._deliverer(target), auto_ack, exclusive, consumer_tag, arguments
+        )
+
+        def started(tag: str) -> Any:
+            self._consumers[tag] = target
+            self._service.topology.consumer_started(
+                ConsumerRecord(
+                    tag,
+                    queue,
+                    target,
+                    auto_ack,
+                    exclusive,
+                    dict(arguments or {}),
+                    self.channel_number,
+                )
+            )
+            if isinstance(target, ConsumerQueue):
+                target.consumer_tag = tag
+                return (target, tag)
+            return tag
+
+        return d.addCallback(started)
+
+    def basic_cancel(self, consumer_tag: str = "") -> Deferred[_MethodFrame[spec.Basic.CancelOk]]:
+        """Cancel a consumer and forget it; its queue object ends quietly."""
+        check_str(consumer_tag, "consumer_tag")
+        channel = self._current()
+
+        def cancelled(frame: Any) -> None:
+            self._service.topology.consumer_cancelled(consumer_tag, self.channel_number)
+            self._end_consumer(consumer_tag, None)
+
+        return _then(channel.basic_cancel(consumer_tag), cancelled)
+
+    def basic_get(self, queue: str, auto_ack: bool = False) -> Deferred[ReceivedMessage | None]:
+        """Fetch one message (as the core channel; the message names this channel)."""
+        channel = self._current()
+
+        def got(message: ReceivedMessage | None) -> ReceivedMessage | None:
+            if message is None:
+                return None
+            method: Any = message.method
+            tag = self._last_tag = method.delivery_tag + self._offset
+            method.delivery_tag = tag
+            return ReceivedMessage(self, method, message.properties, message.body)
+
+        return channel.basic_get(queue, auto_ack).addCallback(got)
+
+    def _settle_target(self, delivery_tag: object, multiple: bool) -> tuple[Channel, int] | None:
+        """The core channel and its own tag for an ack, or ``None`` if it is stale."""
+        if type(delivery_tag) is not int:
+            raise TypeError(f"delivery_tag must be an int, not {type(delivery_tag).__name__}")
+        channel = self._channel
+        if channel is None or not channel.is_open:
+            if self._closed is not None:
+                raise ChannelWrongStateError(f"channel {self.channel_number} is closed")
+        elif delivery_tag > self._offset:
+            return channel, delivery_tag - self._offset
+        elif delivery_tag == 0 and multiple:
+            return channel, 0
+        self.stale_acks += 1
+        _log.debug(
+            "stale acknowledgement of delivery {tag} on channel {number} dropped: it was "
+            "received on an earlier connection",
+            tag=delivery_tag,
+            number=self.channel_number,
+        )
+        return None
+
+    def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> bool:
+        """Acknowledge a delivery.
+
+        :returns: ``True`` if sent; ``False`` if the delivery came on an earlier
+            connection (stale: nothing is sent, the broker redelivers it).
+        """
+        check_bool(multiple, "multiple")
+        target = self._settle_target(delivery_tag, multiple)
+        if target is None:
+            return False
+        target[0].basic_ack(target[1], multiple)
+        return True
+
+    def basic_nack(
+        self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True
+    ) -> bool:
+        """Reject deliveries; returns ``False`` for a stale one (see :meth:`basic_ack`)."""
+        check_bool(multiple, "multiple")
+        check_bool(requeue, "requeue")
+        target = self._settle_target(delivery_tag, multiple)
+        if target is None:
+            return False
+        target[0].basic_nack(target[1], multiple, requeue)
+        return True
+
+    def basic_reject(self, delivery_tag: int = 0, requeue: bool = True) -> bool:
+        """Reject a delivery; returns ``False`` for a stale one (see :meth:`basic_ack`)."""
+        check_bool(requeue, "requeue")
+        target = self._settle_target(delivery_tag, False)
+        if target is None:
+            return False
+        target[0].basic_reject(target[1], requeue)
+        return True
+
+    # -- publishing ------------------------------------------------------------------
+
+    def basic_publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes | bytearray | memoryview | str,
+        properties: spec.BasicProperties | None = None,
+        mandatory: bool = False,
+    ) -> Deferred[Any]:
+        """Publish a message (as the core channel).
+
+        While the service reconnects, raises
+        :class:`~txamqp091.exceptions.ConnectionRecovering`; with the service's
+        outbox and confirm mode, the message is kept instead and published
+        after recovery, and the returned Deferred settles with its confirm.
+        A confirmed publish cut off by a disconnection goes to the outbox too
+        (if it fits); without one it fails with
+        :class:`~txamqp091.exceptions.UnconfirmedPublishError`.
+        """
+        channel = self._channel
+        if self._live and channel is not None and channel.is_open:
+            d = channel.basic_publish(exchange, routing_key, body, properties, mandatory)
+            if d is PUBLISHED or self._service.outbox is None:
+                return d
+            return self._guard(d)
+        if self._closed is not None or self._service.outbox is None or not self._confirming:
+            self._current()  # raises the reason
+        message = _checked_message(exchange, routing_key, body, properties, mandatory)
+        entry = OutboxEntry(self, message, Deferred())
+        assert self._service.outbox is not None
+        self._service.outbox.add(entry)
+        return entry.deferred
+
+    def _guard(self, d: Deferred[Any]) -> Deferred[Any]:
+        """Move a confirmed publish cut off by a disconnection into the outbox."""
+
+        def cut_off(failure: Failure) -> Any:
+            error = failure.value
+            outbox = self._service.outbox
+            if (
+                outbox is None
+                or not isinstance(error, UnconfirmedPublishError)
+                or not isinstance(error.reason, AMQPConnectionError)
+                or isinstance(error.reason, ConnectionClosedByClient)
+                or self._service._stopping
+                or self._closed is not None
+            ):
+                return failure
+            entry = OutboxEntry(self, error.message, Deferred())
+            if not outbox.fits(entry):
+                return failure
+            outbox.add(entry)
+            return entry.deferred
+
+        return d.addErrback(cut_off)
+
+    def _republish(self, entry: OutboxEntry) -> None:
+        """Publish an outbox entry again after recovery."""
+        try:
+            d = self.basic_publish(*entry.message)
+        except Exception as e:
+            entry.deferred.errback(e)
+            return
+        d.chainDeferred(entry.deferred)
+
+    def confirm_delivery(self) -> Deferred[_MethodFrame[spec.Confirm.SelectOk]]:
+        """Turn on publisher confirms; restored after a reconnection."""
+
+        def on(frame: Any) -> None:
+            self._confirming = True
+
+        return _then(self._current().confirm_delivery(), on)
+
+    # -- QoS, transactions -------------------------------------------------------------
+
+    def basic_qos(
+        self, prefetch_size: int = 0, prefetch_count: int = 0, global_qos: bool = False
+    ) -> Deferred[_MethodFrame[spec.Basic.QosOk]]:
+        """Set the prefetch window; the last per-consumer and global settings are
+        restored after a reconnection."""
+
+        def set_(frame: Any) -> None:
+            if global_qos:
+                self._global_qos = (prefetch_size, prefetch_count)
+            else:
+                self._qos = (prefetch_size, prefetch_count)
+
+        return _then(self._current().basic_qos(prefetch_size, prefetch_count, global_qos), set_)
+
+    def basic_recover(self, requeue: bool = False) -> Deferred[_MethodFrame[spec.Basic.RecoverOk]]:
+        """Redeliver unacknowledged messages (``Basic.Recover``)."""
+        return self._current().basic_recover(requeue)
+
+    def tx_select(self) -> Deferred[_MethodFrame[spec.Tx.SelectOk]]:
+        """Turn on transactions; restored after a reconnection (an open transaction
+        is lost with its connection: the broker rolls it back)."""
+
+        def on(frame: Any) -> None:
+            self._transactional = True
+
+        return _then(self._current().tx_select(), on)
+
+    def tx_commit(self) -> Deferred[_MethodFrame[spec.Tx.CommitOk]]:
+        """Commit the transaction."""
+        return self._current().tx_commit()
+
+    def tx_rollback(self) -> Deferred[_MethodFrame[spec.Tx.RollbackOk]]:
+        """Roll the transaction back."""
+        return self._current().tx_rollback()
+
+    # -- topology ------------------------------------------------------------------------
+
+    def exchange_declare(
+        self,
+        exchange: str,
+        exchange_type: str = "direct",
+        passive: bool = False,
+        durable: bool = False,
+        auto_delete: bool = False,
+        internal: bool = False,
+        arguments: dict[str, Any] | None = None,
+    ) -> Deferred[_MethodFrame[spec.Exchange.DeclareOk]]:
+        """Declare an exchange; recorded (unless passive) for recovery."""
+        kind = getattr(exchange_type, "value", exchange_type)
+        d = self._current().exchange_declare(
+            exchange, exchange_type, passive, durable, auto_delete, internal, arguments
+        )
+
+        def record(frame: Any) -> None:
+            if exchange and not exchange.startswith("amq."):
+                self._service.topology.exchange_declared(
+                    ExchangeRecord(
+                        exchange, kind, durable, auto_delete, internal, dict(arguments or {})
+                    ),
+                    passive=passive,
+                )
+
+        return _then(d, record)
+
+    def exchange_delete(
+        self, exchange: str | None = None, if_unused: bool = False
+    ) -> Deferred[_MethodFrame[spec.Exchange.DeleteOk]]:
+        """Delete an exchange and forget its record and bindings."""
+
+        def forget(frame: Any) -> None:
+            self._service.topology.exchange_deleted(exchange or "")
+
+        return _then(self._current().exchange_delete(exchange, if_unused), forget)
+
+    def exchange_bind(
+        self,
+        destination: str,
+        source: str,
+        routing_key: str = "",
+        arguments: dict[str, Any] | None = None,
+    ) -> Deferred[_MethodFrame[spec.Exchange.BindOk]]:
+        """Bind an exchange to another; recorded for recovery."""
+
+        def record(frame: Any) -> None:
+            self._service.topology.bound(
+                BindingRecord("exchange", destination, source, routing_key, dict(arguments or {}))
+            )
+
+        return _then(
+            self._current().exchange_bind(destination, source, routing_key, arguments),
+            record,
+        )
+
+    def exchange_unbind(
+        self,
+        destination: str | None = None,
+        source: str | None = None,
+        routing_key: str = "",
+        arguments: dict[str, Any] | None = None,
+    ) -> Deferred[_MethodFrame[spec.Exchange.UnbindOk]]:
+        """Remove an exchange-to-exchange binding and forget it."""
+
+        def forget(frame: Any) -> None:
+            self._service.topology.unbound(
+                BindingRecord(
+                    "exchange", destination or "", source or "", routing_key, dict(arguments or {})
+                )
+            )
+
+        return _then(
+            self._current().exchange_unbind(destination, source, routing_key, arguments),
+            forget,
+        )
+
+    def queue_declare(
+        self,
+        queue: str,
+        passive: bool = False,
+        durable: bool = False,
+        exclusive: bool = False,
+        auto_delete: bool = False,
+        arguments: dict[str, Any] | None = None,
+    ) -> Deferred[_MethodFrame[spec.Queue.DeclareOk]]:
+        """Declare a queue; recorded (unless passive) under the name the broker gave.
+
+        A queue declared as ``""`` is server-named: after a reconnection it is
+        declared as ``""`` again and its new name is reported
+        (:class:`~txamqp091.recovery.QueueRenamed`) and used by its bindings and
+        consumers.
+        """
+        d = self._current().queue_declare(
+            queue, passive, durable, exclusive, auto_delete, arguments
+        )
+
+        def record(frame: Any) -> None:
+            name: str = frame.method.queue
+            self._service.topology.queue_declared(
+                QueueRecord(
+                    name, durable, exclusive, auto_delete, dict(arguments or {}), not queue
+                ),
+                passive=passive,
+            )
+
+        return _then(d, record)
+
+    def queue_bind(
+        self,
+        queue: str,
+        exchange: str,
+        routing_key: str | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> Deferred[_MethodFrame[spec.Queue.BindOk]]:
+        """Bind a queue to an exchange; recorded for recovery."""
+        key = queue if routing_key is None else routing_key
+
+        def record(frame: Any) -> None:
+            self._service.topology.bound(
+                BindingRecord("queue", queue, exchange, key, dict(arguments or {}))
+            )
+
+        return _then(self._current().queue_bind(queue, exchange, routing_key, arguments), record)
+
+    def queue_unbind(
+        self,
+        queue: str,
+        exchange: str | None = None,
+        routing_key: str | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> Deferred[_MethodFrame[spec.Queue.UnbindOk]]:
+        """Remove a queue binding and forget it."""
+        key = queue if routing_key is None else routing_key
+
+        def forget(frame: Any) -> None:
+            self._service.topology.unbound(
+                BindingRecord("queue", queue, exchange or "", key, dict(arguments or {}))
+            )
+
+        return _then(
+            self._current().queue_unbind(queue, exchange, routing_key, arguments),
+            forget,
+        )
+
+    def queue_purge(self, queue: str) -> Deferred[_MethodFrame[spec.Queue.PurgeOk]]:
+        """Purge a queue."""
+        return self._current().queue_purge(queue)
+
+    def queue_delete(
+        self, queue: str, if_unused: bool = False, if_empty: bool = False
+    ) -> Deferred[_MethodFrame[spec.Queue.DeleteOk]]:
+        """Delete a queue and forget its record, bindings and consumers."""
+
+        def forget(frame: Any) -> None:
+            self._service.topology.queue_deleted(queue)
+
+        return _then(self._current().queue_delete(queue, if_unused, if_empty), forget)
+
+    # -- closing ---------------------------------------------------------------------
+
+    def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> Deferred[None]:
+        """Close the channel for good: it is not recovered; its consumers and
+        outbox messages are forgotten."""
+        if self._closed is not None:
+            raise ChannelWrongStateError(f"channel {self.channel_number} is closed")
+        channel = self._channel
+        self._close_for_good(ChannelClosedByClient(reply_code, reply_text))
+        if channel is not None and channel.is_open:
+            return channel.close(reply_code, reply_text)
+        return succeed(None)
+
+
+def _passing_to(outcome: object, wait: Deferred[Any]) -> object:
+    """Fire *wait* and pass *outcome* on (a handler's end, for ``stopService``)."""
+    wait.callback(None)
+    return outcome
+
+
+def _then(d: Deferred[_T], effect: Callable[[_T], object]) -> Deferred[_T]:
+    """*d*, with *effect* run on its result (which passes through unchanged)."""
+
+    def run(result: _T) -> _T:
+        effect(result)
+        return result
+
+    return d.addCallback(run)
+
+
+def _checked_message(
+    exchange: object,
+    routing_key: object,
+    body: object,
+    properties: object,
+    mandatory: object,
+) -> PublishedMessage:
+    """Check publish arguments as the core channel does, for a message kept unsent."""
+    check_str(exchange, "exchange")
+    check_str(routing_key, "routing_key")
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise TypeError(
+            f"body must be bytes, bytearray, memoryview or str, not {type(body).__name__}"
+        )
+    if properties is not None and not isinstance(properties, spec.BasicProperties):
+        raise TypeError(
+            f"properties must be BasicProperties or None, not {type(properties).__name__}"
+        )
+    check_bool(mandatory, "mandatory")
+    return PublishedMessage(exchange, routing_key, body, properties, mandatory)  # type: ignore[arg-type]
