@@ -196,13 +196,14 @@ class RecoveringChannel:
         if channel is not self._channel:
             return
         self._channel = None
-        self._live = False
+        was_live, self._live = self._live, False
         if self._closed is not None:
             return
         service = self._service
-        if isinstance(reason, AMQPConnectionError) and not service._stopping:
-            # The connection went: recovered later.  Consumers the filter kept
-            # out of the topology end now.
+        if (isinstance(reason, AMQPConnectionError) or not was_live) and not service._stopping:
+            # The connection went, or the channel failed while being restored
+            # (recovery fails and is tried again): recovered later.  Consumers
+            # the filter kept out of the topology end now.
             for tag in list(self._consumers):
                 if service.topology.consumer(tag, self.channel_number) is None:
                     self._end_consumer(tag, reason)

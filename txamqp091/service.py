@@ -177,6 +177,34 @@ class _RotatingEndpoint:
         return endpoint.connect(gates).addCallback(connected)  # type: ignore[arg-type]
 
 
+def _ready(amqp: AMQPProtocol) -> Deferred[AMQPProtocol]:
+    """``amqp.ready``, as a Deferred whose cancellation aborts the connection.
+
+    ClientService cancels the attempt when stopped during the handshake; the
+    protocol's own ``ready`` must then fail by the abort, not be cancelled
+    under the handshake's feet.
+    """
+
+    def abort(_: object) -> None:
+        if amqp.transport is not None:
+            amqp.transport.abortConnection()  # type: ignore[attr-defined]
+
+    waiting: Deferred[AMQPProtocol] = Deferred(abort)
+
+    def relay(result: Any) -> Any:
+        failed = isinstance(result, Failure)
+        if not waiting.called:
+            if failed:
+                waiting.errback(result)
+            else:
+                waiting.callback(result)
+        # A failure is handled here (as ClientService handled it before).
+        return None if failed else result
+
+    amqp.ready.addBoth(relay)
+    return waiting
+
+
 class AMQPClientService(ClientService):
     """Keep an AMQP connection open, reconnecting with backoff and recovering
     channels, topology and consumers.
@@ -335,7 +363,7 @@ class AMQPClientService(ClientService):
 
     async def _recover(self, proto: IProtocol, gate: _Gate | None) -> AMQPProtocol:
         amqp: AMQPProtocol = proto  # type: ignore[assignment]
-        connection = await amqp.ready
+        connection = await _ready(amqp)
         recovering = self._connected_once
         if recovering:
             self._emit(RecoveryStarted(connection))
@@ -343,6 +371,10 @@ class AMQPClientService(ClientService):
                 records = await recover(connection, self._channels, self.topology, self._emit)
             except Exception as e:
                 error = e if isinstance(e, RecoveryError) else RecoveryError("connection", e)
+                if connection.transport is not None:
+                    connection.transport.abortConnection()  # type: ignore[attr-defined]
+                if self._stopping:
+                    raise error from e
                 self.last_error = error
                 _log.warn(
                     "AMQP recovery failed at {entity}: {error!r}; retrying",
@@ -350,8 +382,6 @@ class AMQPClientService(ClientService):
                     error=error.error,
                 )
                 self._emit(RecoveryFailed(error.entity, error.error))
-                if connection.transport is not None:
-                    connection.transport.abortConnection()  # type: ignore[attr-defined]
                 raise error from e
         else:
             records = 0
