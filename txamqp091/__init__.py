@@ -16,9 +16,12 @@ from txamqp091.channel import Channel
 from txamqp091.connect import AMQPClientFactory, connect
 from txamqp091.message import ConsumerQueue, ReceivedMessage, ReturnedMessage
 from txamqp091.protocol import AMQPProtocol
+from txamqp091.recovering_channel import RecoveringChannel
+from txamqp091.service import AMQPClientService
 
 __all__ = [
     "AMQPClientFactory",
+    "AMQPClientService",
     "AMQPProtocol",
     "BasicProperties",
     "Channel",
@@ -28,6 +31,7 @@ __all__ = [
     "ExternalCredentials",
     "PlainCredentials",
     "ReceivedMessage",
+    "RecoveringChannel",
     "ReturnedMessage",
     "SSLOptions",
     "URLParameters",

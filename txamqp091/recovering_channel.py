@@ -30,7 +30,7 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -277,16 +277,14 @@ class RecoveringChannel:
 
         running.addBoth(done)
 
-    def _handlers_idle(self) -> Deferred[Any]:
-        """A Deferred firing once the handlers running now have finished."""
-        if not self._handlers:
-            return succeed(None)
-        waits: list[Deferred[Any]] = []
+    def _handler_waits(self) -> list[Deferred[None]]:
+        """One Deferred per handler running now, each firing when it ends."""
+        waits: list[Deferred[None]] = []
         for running in list(self._handlers):
-            wait: Deferred[Any] = Deferred()
+            wait: Deferred[None] = Deferred()
             running.addBoth(_passing_to, wait)
             waits.append(wait)
-        return DeferredList(waits)
+        return waits
 
     def _on_return(
         self, _: Channel, method: spec.Method, properties: spec.BasicProperties, body: bytes
@@ -773,7 +771,7 @@ class RecoveringChannel:
         return succeed(None)
 
 
-def _passing_to(outcome: object, wait: Deferred[Any]) -> object:
+def _passing_to(outcome: object, wait: Deferred[None]) -> object:
     """Fire *wait* and pass *outcome* on (a handler's end, for ``stopService``)."""
     wait.callback(None)
     return outcome

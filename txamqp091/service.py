@@ -462,20 +462,20 @@ class AMQPClientService(ClientService):
                         pass
             if cancels:
                 await DeferredList(cancels, consumeErrors=True)
-        handlers = [wrapper._handlers_idle() for wrapper in list(self._channels.values())]
-        if any(not d.called for d in handlers):
-            waiting = DeferredList(handlers, consumeErrors=True)
-            deadline = self._reactor.callLater(self._stop_timeout, waiting.cancel)
-            try:
-                await waiting
-            except Exception:
+        waits = [d for wrapper in list(self._channels.values()) for d in wrapper._handler_waits()]
+        if waits:
+            # Cancelling the list at the deadline cancels each wait (a handler
+            # ending later is then ignored); the errors are consumed.
+            all_done = DeferredList(waits, consumeErrors=True)
+            deadline = self._reactor.callLater(self._stop_timeout, all_done.cancel)
+            await all_done
+            if deadline.active():
+                deadline.cancel()
+            else:
                 _log.warn(
                     "message handlers still running after {timeout} s; closing anyway",
                     timeout=self._stop_timeout,
                 )
-            finally:
-                if deadline.active():
-                    deadline.cancel()
         connection = self.connection
         if connection is not None and connection.is_open:
             await connection.close()
