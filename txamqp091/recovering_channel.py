@@ -406,15 +406,26 @@ class RecoveringChannel:
         return d.addCallback(started)
 
     def basic_cancel(self, consumer_tag: str = "") -> Deferred[_MethodFrame[spec.Basic.CancelOk]]:
-        """Cancel a consumer and forget it; its queue object ends quietly."""
+        """Cancel a consumer and forget it; its queue object ends quietly.
+
+        While the channel is being recovered the consumer does not exist on the
+        broker: it is forgotten at once (nothing is sent) and the Deferred has
+        already fired.
+        """
         check_str(consumer_tag, "consumer_tag")
-        channel = self._current()
 
         def cancelled(frame: Any) -> None:
             self._service.topology.consumer_cancelled(consumer_tag, self.channel_number)
             self._end_consumer(consumer_tag, None)
 
-        return _then(channel.basic_cancel(consumer_tag), cancelled)
+        channel = self._channel
+        if channel is not None and channel.is_open:  # also while being restored
+            return _then(channel.basic_cancel(consumer_tag), cancelled)
+        if self._closed is not None:
+            self._current()  # raises ChannelWrongStateError
+        frame = codec.MethodFrame(self.channel_number, spec.Basic.CancelOk(consumer_tag))
+        cancelled(frame)
+        return succeed(frame)
 
     def basic_get(self, queue: str, auto_ack: bool = False) -> Deferred[ReceivedMessage | None]:
         """Fetch one message (as the core channel; the message names this channel)."""
