@@ -533,6 +533,27 @@ class FailFastTests(ServiceTestCase):
         self.assertEqual([q.name for q in service.topology.queues], ["jobs"])
         self.stop(service)
 
+    def test_cancel_while_disconnected_forgets_consumer(self) -> None:
+        """A consumer cancelled while the connection is down is forgotten at once:
+        nothing is sent, its queue object ends quietly, and recovery does not start
+        it again."""
+        service = self.start()
+        ch = self.open(service)
+        self.done(ch.queue_declare("jobs"))
+        queue, tag = self.done(ch.basic_consume("jobs"))
+        self.lose()
+        cancelled = self.successResultOf(ch.basic_cancel(tag))
+        self.assertIsInstance(cancelled.method, spec.Basic.CancelOk)
+        self.assertTrue(queue.closed)
+        self.assertEqual(ch.consumer_tags, [])
+        self.assertIsNone(service.topology.consumer(tag))
+        broker = self.retry()
+        broker.handshake()
+        sent = respond(broker)
+        self.assertNotIn("Basic.Consume", [name for _, name in sent])
+        self.assertTrue(ch.is_open)
+        self.stop(service)
+
 
 class OutboxServiceTests(ServiceTestCase):
     """Confirmed publishes kept across an outage."""
