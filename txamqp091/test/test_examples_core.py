@@ -351,3 +351,59 @@ class ServiceExampleTests(ExampleTestCase):
         self.assertIn("round 1: got 'round 1' back", result.stdout)
         self.assertIn("round 2: got 'round 2' back", result.stdout)
         self.assertIn("stopped the service and closed the connection", result.stdout)
+
+
+class RecoveryExampleTests(ExampleTestCase):
+    """examples/recovering_consumer.py and examples/reliable_publisher.py, through a
+    FaultProxy that resets the service's connection mid-run."""
+
+    def test_recovering_consumer_survives_a_reset(self) -> None:
+        """The consumer loses its connection while handling a message, sees the events,
+        gets a stale ack (False), and still acknowledges every message once."""
+        out = self.run_ok(
+            "recovering_consumer.py", "--fault-proxy", "--count", "20", "--fault-after", "8"
+        )
+        self.assertIn("fault proxy on port", out)
+        self.assertIn("published 20 test messages", out)
+        self.assertIn("fault: resetting the connection while handling message 8", out)
+        self.assertIn("event: connection lost: StreamLostError", out)
+        self.assertIn("event: recovery started on a new connection", out)
+        # The exchange, the queue, its binding and the consumer.
+        self.assertIn("event: recovered 1 channel(s) and 4 record(s)", out)
+        self.assertIn("stale ack of ", out)
+        self.assertIn("returned False, it will come again", out)
+        self.assertIn("(redelivered)", out)
+        for number in range(1, 21):
+            self.assertIn(f"received msg-{number:04d}", out)
+        self.assertIn("acknowledged 20/20 messages;", out)
+        self.assertIn("1 recovery(ies)", out)
+        self.assertNotIn("0 stale ack(s)", out)
+        self.assertIn("deleted 'txamqp091-example-", out)
+
+    def test_recovering_consumer_without_fault(self) -> None:
+        """Without the proxy nothing is lost, stale or recovered."""
+        out = self.run_ok("recovering_consumer.py", "--count", "5", "--prefetch", "2")
+        self.assertNotIn("event:", out)
+        self.assertIn("acknowledged 5/5 messages; 0 stale ack(s), 0 recovery(ies)", out)
+
+    def test_reliable_publisher_survives_resets(self) -> None:
+        """Every message is confirmed across two resets; the queue holds each one at
+        least once."""
+        out = self.run_ok(
+            "reliable_publisher.py", "--fault-proxy", "--count", "500", "--resets", "2"
+        )
+        self.assertIn("publishing 500 messages to 'txamqp091-example-", out)
+        self.assertEqual(out.count("fault: resetting the connection"), 2, out)
+        self.assertEqual(out.count("event: connection lost: StreamLostError"), 2, out)
+        self.assertEqual(out.count("event: recovered 1 channel(s), 1 record(s)"), 2, out)
+        self.assertIn("confirmed 500/500\n", out)
+        self.assertIn("recoveries: 2\n", out)
+        self.assertIn("500 distinct\n", out)
+        self.assertIn("deleted 'txamqp091-example-", out)
+
+    def test_reliable_publisher_without_fault(self) -> None:
+        """Without the proxy every message is confirmed once: no retry, no duplicate."""
+        out = self.run_ok("reliable_publisher.py", "--count", "200")
+        self.assertIn("confirmed 200/200\n", out)
+        self.assertIn("published again by the script: none\n", out)
+        self.assertIn("the queue held 200 messages, 200 distinct\n", out)
