@@ -81,6 +81,7 @@ __all__ = [
     "ReentrancyError",
     "ShortStringTooLong",
     "StreamLostError",
+    "TransactionRolledBack",
     "UnconfirmedPublishError",
     "UnexpectedFrameError",
     "UnroutableError",
@@ -486,6 +487,15 @@ class RecoveryError(AMQPConnectionError):
         self.entity = entity
         #: The error the broker or the connection gave.
         self.error = error
+
+
+class TransactionRolledBack(AMQPChannelError):
+    """A transaction was cut off by a disconnection; the broker rolled it back.
+
+    This is a txamqp091 addition, raised by ``tx_commit`` on a channel of
+    :class:`~txamqp091.service.AMQPClientService` after a reconnection: nothing
+    of the transaction was committed; publish and ack its messages again.
+    """
 
 
 class OutboxFull(AMQPError):

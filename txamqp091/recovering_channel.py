@@ -44,8 +44,10 @@ from txamqp091.exceptions import (
     ConnectionRecovering,
     ConsumerCancelled,
     DuplicateConsumerTag,
+    TransactionRolledBack,
     UnconfirmedPublishError,
 )
+from txamqp091.lifecycle import CLOSED, OPEN, Lifecycle
 from txamqp091.message import PUBLISHED, ConsumerQueue, PublishedMessage, ReceivedMessage
 from txamqp091.outbox import OutboxEntry
 from txamqp091.recovery import ConsumerCancelledByBroker, RecoveryFailed, declare
@@ -70,7 +72,7 @@ RecoveringCallback = Callable[
 ]
 
 
-class RecoveringChannel:
+class RecoveringChannel(Lifecycle):
     """A channel recovered with its connection; made by
     :meth:`AMQPClientService.channel() <txamqp091.service.AMQPClientService.channel>`."""
 
@@ -80,11 +82,15 @@ class RecoveringChannel:
         self.channel_number: int = channel.channel_number
         self._channel: Channel | None = None
         self._live = False
-        self._closed: BaseException | None = None
+        self._init_lifecycle(OPEN)  # OPEN until closed for good
         self._qos: tuple[int, int] | None = None
         self._global_qos: tuple[int, int] | None = None
         self._confirming = False
         self._transactional = False
+        # Publishes or acks made in the current transaction (lost with the
+        # connection, as the broker rolls it back).
+        self._tx_dirty = False
+        self._tx_lost: Exception | None = None
         # consumer tag -> the application's callback or queue object
         self._consumers: dict[str, RecoveringCallback | ConsumerQueue] = {}
         self._return_callbacks: list[
@@ -102,7 +108,9 @@ class RecoveringChannel:
         self._live = True
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ("open" if self._live else "recovering")
+        self._sync()
+        closed = self._state is CLOSED
+        state = "closed" if closed else ("open" if self.is_open else "recovering")
         return f"<RecoveringChannel number={self.channel_number} {state}>"
 
     # -- state ---------------------------------------------------------------------
@@ -110,22 +118,44 @@ class RecoveringChannel:
     @property
     def is_open(self) -> bool:
         """``True`` while usable: connected and recovered."""
+        self._sync()
         return self._live and self._channel is not None and self._channel.is_open
 
     @property
     def is_recovering(self) -> bool:
         """``True`` between a disconnection and the end of recovery."""
-        return self._closed is None and not self.is_open
+        self._sync()
+        return self._state is not CLOSED and not self.is_open
 
     @property
     def is_closed(self) -> bool:
         """``True`` once closed for good (by the application or a channel error)."""
-        return self._closed is not None
+        self._sync()
+        return self._state is CLOSED
 
     @property
-    def close_reason(self) -> BaseException | None:
+    def close_reason(self) -> Exception | None:
         """Why the channel closed for good, or ``None``."""
-        return self._closed
+        self._sync()
+        return self._reason if self._state is CLOSED else None
+
+    @property
+    def unconfirmed_count(self) -> int:
+        """Confirmed-mode publishes awaiting the broker on the current connection."""
+        channel = self._channel
+        return channel.unconfirmed_count if channel is not None else 0
+
+    def _sync(self) -> None:
+        """Catch up with a core channel that has closed but not yet told us.
+
+        The core fails pending calls before it runs close callbacks: code in
+        an errback must already see this channel closed (or recovering).
+        """
+        channel = self._channel
+        if channel is not None and channel.is_closed:
+            reason = channel.close_reason
+            assert reason is not None
+            self._core_closed(channel, reason)
 
     @property
     def channel(self) -> Channel | None:
@@ -158,9 +188,10 @@ class RecoveringChannel:
         channel = self._channel
         if self._live and channel is not None and channel.is_open:
             return channel
-        if self._closed is not None:
+        self._sync()
+        if self._state is CLOSED:
             raise ChannelWrongStateError(f"channel {self.channel_number} is closed") from (
-                self._closed
+                self._reason
             )
         raise ConnectionRecovering(
             f"channel {self.channel_number} is being recovered; nothing was sent"
@@ -189,7 +220,7 @@ class RecoveringChannel:
 
     def _go_live(self) -> None:
         """Recovery finished: accept the application's calls again."""
-        if self._closed is None and self._channel is not None:
+        if self._state is not CLOSED and self._channel is not None:
             self._live = True
 
     def _core_closed(self, channel: Channel, reason: Exception) -> None:
@@ -197,10 +228,12 @@ class RecoveringChannel:
             return
         self._channel = None
         was_live, self._live = self._live, False
-        if self._closed is not None:
+        if self._state is CLOSED:
             return
         service = self._service
         if (isinstance(reason, AMQPConnectionError) or not was_live) and not service._stopping:
+            if self._transactional and self._tx_dirty:
+                self._tx_lost = reason
             # The connection went, or the channel failed while being restored
             # (recovery fails and is tried again): recovered later.  Consumers
             # the filter kept out of the topology end now.
@@ -210,8 +243,11 @@ class RecoveringChannel:
             return
         self._close_for_good(reason)
 
-    def _close_for_good(self, reason: BaseException) -> None:
-        self._closed = reason
+    def _close_for_good(self, reason: Exception) -> None:
+        if self._state is CLOSED:
+            return
+        self._state = CLOSED
+        self._reason = reason
         self._live = False
         service = self._service
         quiet = isinstance(reason, ChannelClosedByClient | ConnectionClosedByClient)
@@ -219,6 +255,7 @@ class RecoveringChannel:
             self._end_consumer(tag, None if quiet else reason)
         service.topology.forget_channel(self.channel_number)
         service._forget_channel(self, reason)
+        self._announce_closed(reason)
 
     def _end_consumer(self, tag: str, reason: BaseException | None) -> None:
         target = self._consumers.pop(tag, None)
@@ -299,47 +336,65 @@ class RecoveringChannel:
         tag: str = frame.method.consumer_tag  # type: ignore[attr-defined]
         if tag not in self._consumers:
             return
-        service = self._service
-        record = service.topology.consumer(tag, self.channel_number)
-        queue = record.queue if record is not None else None
-        resume = record is not None and service.topology.queue(record.queue) is not None
-        service._emit(ConsumerCancelledByBroker(self.channel_number, tag, queue, resume))
         for callback in list(self._cancel_callbacks):
             try:
                 callback(frame)
             except Exception:
                 _log.failure("on-cancel callback {cb!r} failed", cb=callback)
-        if record is not None and resume:
+        topology = self._service.topology
+        record = topology.consumer(tag, self.channel_number)
+        if record is not None and topology.queue(record.queue) is not None:
             ensureDeferred(self._redeclare_and_resume(record))
         else:
-            service.topology.consumer_cancelled(tag, self.channel_number)
-            self._end_consumer(tag, ConsumerCancelled(f"the broker cancelled consumer {tag!r}"))
+            self._consumer_gone(tag, record, None)
+
+    def _consumer_gone(
+        self, tag: str, record: ConsumerRecord | None, error: BaseException | None
+    ) -> None:
+        """A broker-cancelled consumer is not resumed: forget it, end it, report it."""
+        service = self._service
+        service.topology.consumer_cancelled(tag, self.channel_number)
+        self._end_consumer(
+            tag, error or ConsumerCancelled(f"the broker cancelled consumer {tag!r}")
+        )
+        queue = record.queue if record is not None else None
+        service._emit(ConsumerCancelledByBroker(self.channel_number, tag, queue, False))
 
     async def _redeclare_and_resume(self, record: ConsumerRecord) -> None:
-        """Declare a consumer's queue (and its bindings) again, then consume again."""
+        """Declare a cancelled consumer's queue (and its bindings) again, then
+        consume again with the same tag."""
         service = self._service
+        topology = service.topology
+        tag = record.consumer_tag
         connection = service.connection
         try:
             if connection is None:
-                raise ConnectionRecovering("the connection went; recovery resumes the consumer")
+                return  # the connection went: its recovery re-consumes
             work = await connection.channel()
-            queue = service.topology.queue(record.queue)
-            if queue is not None:
-                await declare(work, queue, service.topology, service._emit)
-                fresh = service.topology.consumer(record.consumer_tag, self.channel_number)
-                record = fresh if fresh is not None else record
-                for binding in service.topology.bindings_of(record.queue):
-                    await declare(work, binding, service.topology, service._emit)
+            # The application may have deleted the queue or cancelled the
+            # consumer meanwhile (a queue deleted from another channel cancels
+            # its consumers before the DeleteOk arrives): then it ends.
+            queue = topology.queue(record.queue)
+            current = topology.consumer(tag, self.channel_number)
+            if queue is None or current is None or tag not in self._consumers:
+                await work.close()
+                if tag in self._consumers:
+                    self._consumer_gone(tag, record, None)
+                return
+            await declare(work, queue, topology, service._emit)
+            record = topology.consumer(tag, self.channel_number) or current
+            for binding in topology.bindings_of(record.queue):
+                await declare(work, binding, topology, service._emit)
             await work.close()
             await self._resume_consumer(record)
-        except ConnectionRecovering:
-            return  # recovery of the new connection re-consumes it
         except Exception as e:
-            if isinstance(e, AMQPConnectionError):
-                return  # the connection went meanwhile; recovery takes over
+            if isinstance(e, AMQPConnectionError) and self._state is not CLOSED:
+                return  # the connection went meanwhile; its recovery takes over
             service._emit(RecoveryFailed(record, e))
-            service.topology.consumer_cancelled(record.consumer_tag, self.channel_number)
-            self._end_consumer(record.consumer_tag, e)
+            if tag in self._consumers:
+                self._consumer_gone(tag, record, e)
+            return
+        service._emit(ConsumerCancelledByBroker(self.channel_number, tag, record.queue, True))
 
     async def _resume_consumer(self, record: ConsumerRecord) -> None:
         """Start a recorded consumer again on the current core channel."""
@@ -421,7 +476,7 @@ class RecoveringChannel:
         channel = self._channel
         if channel is not None and channel.is_open:  # also while being restored
             return _then(channel.basic_cancel(consumer_tag), cancelled)
-        if self._closed is not None:
+        if self._state is CLOSED:
             self._current()  # raises ChannelWrongStateError
         frame = codec.MethodFrame(self.channel_number, spec.Basic.CancelOk(consumer_tag))
         cancelled(frame)
@@ -447,7 +502,7 @@ class RecoveringChannel:
             raise TypeError(f"delivery_tag must be an int, not {type(delivery_tag).__name__}")
         channel = self._channel
         if channel is None or not channel.is_open:
-            if self._closed is not None:
+            if self.is_closed:
                 raise ChannelWrongStateError(f"channel {self.channel_number} is closed")
         elif delivery_tag > self._offset:
             return channel, delivery_tag - self._offset
@@ -473,6 +528,8 @@ class RecoveringChannel:
         if target is None:
             return False
         target[0].basic_ack(target[1], multiple)
+        if self._transactional:
+            self._tx_dirty = True
         return True
 
     def basic_nack(
@@ -485,6 +542,8 @@ class RecoveringChannel:
         if target is None:
             return False
         target[0].basic_nack(target[1], multiple, requeue)
+        if self._transactional:
+            self._tx_dirty = True
         return True
 
     def basic_reject(self, delivery_tag: int = 0, requeue: bool = True) -> bool:
@@ -494,6 +553,8 @@ class RecoveringChannel:
         if target is None:
             return False
         target[0].basic_reject(target[1], requeue)
+        if self._transactional:
+            self._tx_dirty = True
         return True
 
     # -- publishing ------------------------------------------------------------------
@@ -519,10 +580,12 @@ class RecoveringChannel:
         channel = self._channel
         if self._live and channel is not None and channel.is_open:
             d = channel.basic_publish(exchange, routing_key, body, properties, mandatory)
+            if self._transactional:
+                self._tx_dirty = True
             if d is PUBLISHED or self._service.outbox is None:
                 return d
             return self._guard(d)
-        if self._closed is not None or self._service.outbox is None or not self._confirming:
+        if self._state is CLOSED or self._service.outbox is None or not self._confirming:
             self._current()  # raises the reason
         message = _checked_message(exchange, routing_key, body, properties, mandatory)
         entry = OutboxEntry(self, message, Deferred())
@@ -542,7 +605,7 @@ class RecoveringChannel:
                 or not isinstance(error.reason, AMQPConnectionError)
                 or isinstance(error.reason, ConnectionClosedByClient)
                 or self._service._stopping
-                or self._closed is not None
+                or self._state is CLOSED
             ):
                 return failure
             entry = OutboxEntry(self, error.message, Deferred())
@@ -600,12 +663,46 @@ class RecoveringChannel:
         return _then(self._current().tx_select(), on)
 
     def tx_commit(self) -> Deferred[_MethodFrame[spec.Tx.CommitOk]]:
-        """Commit the transaction."""
-        return self._current().tx_commit()
+        """Commit the transaction.
+
+        If the connection dropped while the transaction held publishes or
+        acks, the broker rolled them back: the commit then rolls back what was
+        done since recovery too (the application's transaction is all or
+        nothing) and fails with
+        :class:`~txamqp091.exceptions.TransactionRolledBack`, to be redone.
+        """
+        channel = self._current()
+        lost = self._tx_lost
+        if lost is not None:
+            self._tx_lost = None
+            self._tx_dirty = False
+
+            def rolled_back(_: object) -> Any:
+                raise TransactionRolledBack(
+                    f"the connection closed during the transaction ({lost!r}); the broker "
+                    "rolled it back and nothing of it was committed"
+                ) from lost
+
+            return channel.tx_rollback().addCallback(rolled_back)
+
+        def committed(frame: Any) -> None:
+            self._tx_dirty = False
+
+        return _then(channel.tx_commit(), committed)
 
     def tx_rollback(self) -> Deferred[_MethodFrame[spec.Tx.RollbackOk]]:
-        """Roll the transaction back."""
-        return self._current().tx_rollback()
+        """Roll the transaction back (also one lost with an earlier connection)."""
+
+        def rolled_back(frame: Any) -> None:
+            self._tx_dirty = False
+            self._tx_lost = None
+
+        return _then(self._current().tx_rollback(), rolled_back)
+
+    def flow(self, active: bool) -> Deferred[_MethodFrame[spec.Channel.FlowOk]]:
+        """``Channel.Flow`` (see :meth:`Channel.flow <txamqp091.channel.Channel.flow>`:
+        RabbitMQ refuses ``flow(False)``); not recorded."""
+        return self._current().flow(active)
 
     # -- topology ------------------------------------------------------------------------
 
@@ -773,7 +870,7 @@ class RecoveringChannel:
     def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> Deferred[None]:
         """Close the channel for good: it is not recovered; its consumers and
         outbox messages are forgotten."""
-        if self._closed is not None:
+        if self.is_closed:
             raise ChannelWrongStateError(f"channel {self.channel_number} is closed")
         channel = self._channel
         self._close_for_good(ChannelClosedByClient(reply_code, reply_text))

@@ -23,11 +23,13 @@ from txamqp091 import ConnectionParameters, codec, spec
 from txamqp091.channel import Channel
 from txamqp091.exceptions import (
     ChannelClosedByBroker,
+    ChannelWrongStateError,
     ConnectionRecovering,
     ConsumerCancelled,
     OutboxFull,
     RecoveryError,
     StreamLostError,
+    TransactionRolledBack,
     UnconfirmedPublishError,
 )
 from txamqp091.message import PublishedMessage
@@ -55,6 +57,8 @@ _REPLIES: dict[type[spec.Method], Callable[[Any], spec.Method]] = {
     spec.Basic.Qos: lambda m: spec.Basic.QosOk(),
     spec.Confirm.Select: lambda m: spec.Confirm.SelectOk(),
     spec.Tx.Select: lambda m: spec.Tx.SelectOk(),
+    spec.Tx.Commit: lambda m: spec.Tx.CommitOk(),
+    spec.Tx.Rollback: lambda m: spec.Tx.RollbackOk(),
     spec.Exchange.Declare: lambda m: spec.Exchange.DeclareOk(),
     spec.Exchange.Delete: lambda m: spec.Exchange.DeleteOk(),
     spec.Exchange.Bind: lambda m: spec.Exchange.BindOk(),
@@ -875,6 +879,100 @@ class BrokerCancelTests(ServiceTestCase):
         self.assertEqual(ch.consumer_tags, [])
         self.assertEqual(service.topology.consumers, [])
         self.assertEqual(self.reconnect(), [(1, "Channel.Open")])
+        self.stop(service)
+
+    def test_queue_deleted_meanwhile_ends_consumer(self) -> None:
+        """A queue deleted by the application from another channel: the broker's
+        cancel arrives before the DeleteOk, so resuming starts, but finds the queue
+        forgotten once its work channel is open; the consumer then ends
+        (resumed=False), nothing is declared or consumed again, and the consumer's
+        channel stays open."""
+        service = self.start()
+        ch = self.open(service, 1)
+        other = self.open(service, 2)
+        self.done(ch.queue_declare("jobs"))
+        queue, _ = self.done(ch.basic_consume("jobs", consumer_tag="c"))
+        self.events.clear()
+        deleted = other.queue_delete("jobs")
+        self.broker.expect(spec.Queue.Delete, 2)
+        self.broker.send_method(1, spec.Basic.Cancel("c", False))
+        script(
+            self.broker,
+            [(spec.Basic.CancelOk, 1, None), (spec.Channel.Open, 3, None)],
+        )
+        self.broker.send_method(2, spec.Queue.DeleteOk(0))
+        self.successResultOf(deleted)
+        self.broker.send_method(3, spec.Channel.OpenOk())
+        script(self.broker, [(spec.Channel.Close, 3, spec.Channel.CloseOk())])
+        self.broker.expect_nothing()
+        self.assertEqual(self.events, [ConsumerCancelledByBroker(1, "c", "jobs", False)])
+        self.assertTrue(queue.closed)
+        self.assertEqual(ch.consumer_tags, [])
+        self.assertTrue(ch.is_open)
+        self.stop(service)
+
+
+class ChannelStateTests(ServiceTestCase):
+    """Closing for good, transactions cut off by a disconnection."""
+
+    def test_channel_error_seen_at_once(self) -> None:
+        """When the broker closes the channel over a refused call, code in that call's
+        errback already sees the channel closed for good: is_closed, close_reason, not
+        in service.channels; close callbacks and when_closed fire once."""
+        service = self.start()
+        ch = self.open(service)
+        seen: list[tuple[bool, bool, bool]] = []
+        closed: list[Exception] = []
+        ch.add_on_close_callback(lambda channel, reason: closed.append(reason))
+        waiting = ch.when_closed()
+
+        def refused(failure: Any) -> None:
+            seen.append((ch.is_closed, ch.is_recovering, 1 in service.channels))
+
+        ch.queue_declare("missing", passive=True).addErrback(refused)
+        self.broker.expect(spec.Queue.Declare, 1)
+        self.broker.send_method(1, spec.Channel.Close(404, "NOT_FOUND", 50, 10))
+        self.assertEqual(seen, [(True, False, False)])
+        self.assertIsInstance(ch.close_reason, ChannelClosedByBroker)
+        self.assertEqual(len(closed), 1)
+        self.assertIs(self.successResultOf(waiting), closed[0])
+        self.assertRaises(ChannelWrongStateError, ch.queue_declare, "other")
+        self.stop(service)
+
+    def test_transaction_cut_off_is_rolled_back(self) -> None:
+        """A transaction holding a publish when the connection drops: after recovery
+        the next tx_commit sends Tx.Rollback (not Commit) and fails with
+        TransactionRolledBack; the transaction after it commits normally."""
+        service = self.start()
+        ch = self.open(service)
+        self.done(ch.tx_select())
+        ch.basic_publish("", "jobs", b"lost")
+        self.reconnect()
+        self.broker.read()
+        ch.basic_publish("", "jobs", b"after")
+        self.broker.read()  # the publish
+        committing = ch.tx_commit()
+        script(self.broker, [(spec.Tx.Rollback, 1, spec.Tx.RollbackOk())])
+        self.failureResultOf(committing, TransactionRolledBack)
+        ch.basic_publish("", "jobs", b"again")
+        self.broker.read()
+        committing = ch.tx_commit()
+        script(self.broker, [(spec.Tx.Commit, 1, spec.Tx.CommitOk())])
+        self.successResultOf(committing)
+        self.stop(service)
+
+    def test_clean_transaction_survives(self) -> None:
+        """A transaction with nothing in it when the connection drops is not lost:
+        the next commit is a plain Tx.Commit."""
+        service = self.start()
+        ch = self.open(service)
+        self.done(ch.tx_select())
+        ch.basic_publish("", "jobs", b"x")
+        self.done(ch.tx_commit())
+        self.reconnect()
+        committing = ch.tx_commit()
+        script(self.broker, [(spec.Tx.Commit, 1, spec.Tx.CommitOk())])
+        self.successResultOf(committing)
         self.stop(service)
 
 
