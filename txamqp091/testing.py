@@ -2,9 +2,10 @@
 
 :class:`FaultProxy` listens on a local port and relays every accepted connection to a
 target (a RabbitMQ broker, or any TCP server). A test points its client at the proxy and
-then, while the client runs, makes the link misbehave: drop every byte while keeping the
-sockets open (``"blackhole"``), delay bytes (``"delay"``), limit the byte rate
-(``"throttle"``), close the connections gracefully (FIN) or reset them (RST).
+then, while the client runs, makes the link misbehave: drop every byte, and hold any
+close, while keeping the sockets open (``"blackhole"``), delay bytes (``"delay"``), limit
+the byte rate (``"throttle"``), close the connections gracefully (FIN) or reset them
+(RST).
 
 It runs on the Twisted reactor, without threads, so it works in trial tests and in pytest
 tests that run on the reactor (``pytest-twisted``). See :doc:`fault_proxy` for a guide.
@@ -132,8 +133,14 @@ class _Pipe:
         self._check_drained()
 
     def finish(self, then: Callable[[], None]) -> None:
-        """Call ``then`` once every held byte has been written (at once if none is)."""
-        if self._shut or not self._queue:
+        """Call ``then`` once every held byte has been written (at once if none is).
+
+        While the connection is blackholed, ``then`` waits for the mode to change:
+        a dead link carries no close either.
+        """
+        if not self._shut and self._conn.mode == "blackhole":
+            self._on_drained = then
+        elif self._shut or not self._queue:
             then()
         else:
             self._on_drained = then
@@ -190,6 +197,8 @@ class _Pipe:
         self._check_drained()
 
     def _check_drained(self) -> None:
+        if self._conn.mode == "blackhole":
+            return
         if not self._queue and self._on_drained is not None:
             then, self._on_drained = self._on_drained, None
             then()
@@ -398,6 +407,8 @@ class ProxyConnection:
         if upstream is not None and not self._upstream_gone:
             if isinstance(reason.value, ConnectionDone):
                 self._to_upstream.finish(upstream.loseConnection)
+            elif self.mode == "blackhole":
+                self._to_upstream.finish(lambda: _reset(upstream))
             else:
                 self._to_upstream.shutdown()
                 _reset(upstream)
@@ -412,6 +423,8 @@ class ProxyConnection:
         if client is not None and not self._client_gone:
             if isinstance(reason.value, ConnectionDone):
                 self._to_client.finish(client.loseConnection)
+            elif self.mode == "blackhole":
+                self._to_client.finish(lambda: _reset(client))
             else:
                 self._to_client.shutdown()
                 _reset(client)

@@ -20,7 +20,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, ITCPTransport
 from twisted.internet.protocol import Factory, Protocol, connectionDone
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
 from twisted.trial import unittest
 
@@ -299,6 +299,30 @@ class ModeTests(ProxyTestCase):
         conn.set_mode("forward")
         yield self.round_trip(client, b"!")
         self.assertEqual(bytes(client.received.data), b"hello!")
+
+    @defer.inlineCallbacks
+    def test_blackhole_holds_a_close_until_the_mode_changes(self) -> _Gen:
+        """A dead link carries no close either: when the target closes a blackholed
+        connection, the client is not told until the mode changes; then it is."""
+        proxy, client, conn = yield self.connected_pair()
+        conn.set_mode("blackhole")
+        target = self.echo.peers[0]
+        assert target.transport is not None
+        target.transport.loseConnection()
+        yield target.when_lost()
+        for _ in range(200):  # the proxy reads the close: bounded wait for that event
+            if not conn.upstream_connected:
+                break
+            yield deferLater(reactor, 0.01, lambda: None)
+        self.assertFalse(conn.upstream_connected)
+        # A round trip on another connection: by then a relayed close would have
+        # reached the client.
+        other = yield self.connect_client(proxy.port)
+        yield self.round_trip(other, b"barrier")
+        self.assertFalse(client.is_lost)
+        conn.set_mode("forward")
+        yield wait(client.when_lost())
+        yield wait(conn.when_closed())
 
     @defer.inlineCallbacks
     def test_delay_holds_bytes_for_the_delay(self) -> _Gen:
