@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from txamqp091 import ConnectionParameters, spec
+from txamqp091.exceptions import AccessRefused
 from txamqp091.protocol import AMQPProtocol
 from txamqp091.service import AMQPClientService
 from txamqp091.test.fakebroker import FakeBroker
@@ -183,6 +184,45 @@ class ServiceTests(SynchronousTestCase):
         self.stop(service)
         self.failureResultOf(pending)
         self.assertEqual(self.log, ["a"])
+
+    def test_refused_login_retried_without_logged_errors(self) -> None:
+        """A broker refusing the login closes a connection the service never accepted:
+        whenConnected(failAfterFailures=1) fails with AccessRefused, the service retries
+        after its backoff, and nothing is logged as an error (Twisted's ClientService
+        would log NoTransition for the loss of such a connection)."""
+        endpoint = FakeEndpoint(self.clock, "a", self.log)
+        service = self.service(endpoint)
+        service.startService()
+        failing = service.whenConnected(failAfterFailures=1)
+        broker = endpoint.brokers[0]
+        broker.start()
+        broker.expect(spec.Connection.StartOk)
+        broker.send_method(0, spec.Connection.Close(403, "ACCESS_REFUSED", 0, 0))
+        broker.expect(spec.Connection.CloseOk)
+        broker.deliver_loss()
+        self.failureResultOf(failing, AccessRefused)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)  # the retry
+        self.clock.advance(2.0)
+        second = endpoint.brokers[1]
+        second.handshake()
+        self.successResultOf(service.whenConnected())
+        self.stop(service, second)
+
+    def test_stop_during_handshake_aborts(self) -> None:
+        """Stopping while the AMQP handshake is under way aborts that connection and
+        stops the service; the protocol's own ``ready`` fails once, with the abort."""
+        endpoint = FakeEndpoint(self.clock, "a", self.log)
+        service = self.service(endpoint)
+        service.startService()
+        broker = endpoint.brokers[0]
+        broker.start()
+        stopped = service.stopService()
+        self.assertTrue(broker.transport.disconnecting)
+        broker.deliver_loss()
+        self.successResultOf(stopped)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_bad_backoff_arguments(self) -> None:
         """Backoff settings are checked when the service is made."""
