@@ -481,7 +481,7 @@ class RecoveryError(AMQPConnectionError):
     may fail with it.
     """
 
-    def __init__(self, entity: Any, error: BaseException) -> None:
+    def __init__(self, entity: Any = None, error: BaseException | None = None) -> None:
         super().__init__(f"recovery of {entity!r} failed: {error!r}")
         #: What could not be recovered: a topology record, or ``"channel N"``.
         self.entity = entity

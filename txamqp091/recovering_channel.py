@@ -38,12 +38,14 @@ from txamqp091 import codec, spec
 from txamqp091.channel_rpcs import check_bool, check_str
 from txamqp091.exceptions import (
     AMQPConnectionError,
+    AMQPTimeoutError,
     ChannelClosedByClient,
     ChannelWrongStateError,
     ConnectionClosedByClient,
     ConnectionRecovering,
     ConsumerCancelled,
     DuplicateConsumerTag,
+    StreamLostError,
     TransactionRolledBack,
     UnconfirmedPublishError,
 )
@@ -231,7 +233,21 @@ class RecoveringChannel(Lifecycle):
         if self._state is CLOSED:
             return
         service = self._service
-        if (isinstance(reason, AMQPConnectionError) or not was_live) and not service._stopping:
+        if service._stopping:
+            # The service is stopping: consumers end quietly, as on a close.
+            self._close_for_good(ConnectionClosedByClient(200, "the service stopped"))
+            return
+        if isinstance(reason, AMQPTimeoutError):
+            # No reply in time: the link is presumed dead.  Drop the connection
+            # so that everything is recovered, this channel included.
+            connection = channel.connection
+            reason = StreamLostError(
+                f"no reply on channel {self.channel_number} in time ({reason}); "
+                "the connection is presumed dead"
+            )
+            if connection.is_open:
+                connection.fail(reason)
+        if isinstance(reason, AMQPConnectionError) or not was_live:
             if self._transactional and self._tx_dirty:
                 self._tx_lost = reason
             # The connection went, or the channel failed while being restored
@@ -303,7 +319,7 @@ class RecoveringChannel(Lifecycle):
             return
         self._handlers.add(running)
 
-        def done(outcome: object) -> None:
+        def done(outcome: object) -> object:
             self._handlers.discard(running)
             if isinstance(outcome, Failure):
                 _log.failure(
@@ -311,6 +327,8 @@ class RecoveringChannel(Lifecycle):
                     outcome,
                     number=self.channel_number,
                 )
+                return None  # logged: handled
+            return outcome
 
         running.addBoth(done)
 
@@ -366,11 +384,11 @@ class RecoveringChannel(Lifecycle):
         service = self._service
         topology = service.topology
         tag = record.consumer_tag
-        connection = service.connection
+        channel = self._channel
         try:
-            if connection is None:
+            if channel is None:
                 return  # the connection went: its recovery re-consumes
-            work = await connection.channel()
+            work = await channel.connection.channel()
             # The application may have deleted the queue or cancelled the
             # consumer meanwhile (a queue deleted from another channel cancels
             # its consumers before the DeleteOk arrives): then it ends.
@@ -386,7 +404,7 @@ class RecoveringChannel(Lifecycle):
             for binding in topology.bindings_of(record.queue):
                 await declare(work, binding, topology, service._emit)
             await work.close()
-            await self._resume_consumer(record)
+            resumed = await self._resume_consumer(record)
         except Exception as e:
             if isinstance(e, AMQPConnectionError) and self._state is not CLOSED:
                 return  # the connection went meanwhile; its recovery takes over
@@ -394,22 +412,37 @@ class RecoveringChannel(Lifecycle):
             if tag in self._consumers:
                 self._consumer_gone(tag, record, e)
             return
-        service._emit(ConsumerCancelledByBroker(self.channel_number, tag, record.queue, True))
+        if resumed:
+            service._emit(ConsumerCancelledByBroker(self.channel_number, tag, record.queue, True))
 
-    async def _resume_consumer(self, record: ConsumerRecord) -> None:
-        """Start a recorded consumer again on the current core channel."""
-        target = self._consumers.get(record.consumer_tag)
+    async def _resume_consumer(self, record: ConsumerRecord) -> bool:
+        """Start a recorded consumer again on the current core channel.
+
+        :returns: ``False`` if the application cancelled it meanwhile.
+        :raises ConnectionRecovering: if the channel went meanwhile.
+        """
+        tag = record.consumer_tag
+        target = self._consumers.get(tag)
+        if target is None:
+            return False
         channel = self._channel
-        if target is None or channel is None:
-            return
+        if channel is None or not channel.is_open:
+            raise ConnectionRecovering(f"channel {self.channel_number} closed during recovery")
         await channel.basic_consume(
             record.queue,
             self._deliverer(target),
             record.auto_ack,
             record.exclusive,
-            record.consumer_tag,
+            tag,
             record.arguments or None,
         )
+        if self._consumers.get(tag) is not target:
+            # Cancelled by the application while the Consume was in flight: the
+            # broker has the consumer now; cancel it there too.
+            if channel.is_open:
+                channel.basic_cancel(tag).addErrback(lambda _: None)
+            return False
+        return True
 
     # -- consumers -----------------------------------------------------------------
 
@@ -500,14 +533,16 @@ class RecoveringChannel(Lifecycle):
         """The core channel and its own tag for an ack, or ``None`` if it is stale."""
         if type(delivery_tag) is not int:
             raise TypeError(f"delivery_tag must be an int, not {type(delivery_tag).__name__}")
+        if delivery_tag < 0:
+            raise ValueError(f"delivery_tag must be >= 0, not {delivery_tag}")
         channel = self._channel
         if channel is None or not channel.is_open:
             if self.is_closed:
                 raise ChannelWrongStateError(f"channel {self.channel_number} is closed")
         elif delivery_tag > self._offset:
             return channel, delivery_tag - self._offset
-        elif delivery_tag == 0 and multiple:
-            return channel, 0
+        elif delivery_tag == 0:
+            return channel, 0  # "all so far" with multiple; the broker judges it alone
         self.stale_acks += 1
         _log.debug(
             "stale acknowledgement of delivery {tag} on channel {number} dropped: it was "
@@ -628,10 +663,11 @@ class RecoveringChannel(Lifecycle):
     def confirm_delivery(self) -> Deferred[_MethodFrame[spec.Confirm.SelectOk]]:
         """Turn on publisher confirms; restored after a reconnection."""
 
-        def on(frame: Any) -> None:
-            self._confirming = True
-
-        return _then(self._current().confirm_delivery(), on)
+        d = self._current().confirm_delivery()
+        # Publishes made from now on are confirmed (as on the core channel), so
+        # a reconnection before the SelectOk restores confirm mode too.
+        self._confirming = True
+        return d
 
     # -- QoS, transactions -------------------------------------------------------------
 
@@ -673,6 +709,9 @@ class RecoveringChannel(Lifecycle):
         """
         channel = self._current()
         lost = self._tx_lost
+        # The commit's own Deferred reports its outcome, even a connection
+        # lost before its CommitOk: what came before it is no longer "open".
+        self._tx_dirty = False
         if lost is not None:
             self._tx_lost = None
             self._tx_dirty = False
@@ -685,19 +724,15 @@ class RecoveringChannel(Lifecycle):
 
             return channel.tx_rollback().addCallback(rolled_back)
 
-        def committed(frame: Any) -> None:
-            self._tx_dirty = False
-
-        return _then(channel.tx_commit(), committed)
+        return channel.tx_commit()
 
     def tx_rollback(self) -> Deferred[_MethodFrame[spec.Tx.RollbackOk]]:
         """Roll the transaction back (also one lost with an earlier connection)."""
 
-        def rolled_back(frame: Any) -> None:
-            self._tx_dirty = False
-            self._tx_lost = None
-
-        return _then(self._current().tx_rollback(), rolled_back)
+        channel = self._current()
+        self._tx_dirty = False
+        self._tx_lost = None
+        return channel.tx_rollback()
 
     def flow(self, active: bool) -> Deferred[_MethodFrame[spec.Channel.FlowOk]]:
         """``Channel.Flow`` (see :meth:`Channel.flow <txamqp091.channel.Channel.flow>`:
@@ -903,8 +938,8 @@ def _checked_message(
     mandatory: object,
 ) -> PublishedMessage:
     """Check publish arguments as the core channel does, for a message kept unsent."""
-    check_str(exchange, "exchange")
-    check_str(routing_key, "routing_key")
+    exchange = check_str(exchange, "exchange")
+    routing_key = check_str(routing_key, "routing_key")
     if isinstance(body, str):
         body = body.encode("utf-8")
     if not isinstance(body, bytes | bytearray | memoryview):
@@ -915,5 +950,11 @@ def _checked_message(
         raise TypeError(
             f"properties must be BasicProperties or None, not {type(properties).__name__}"
         )
-    check_bool(mandatory, "mandatory")
-    return PublishedMessage(exchange, routing_key, body, properties, mandatory)  # type: ignore[arg-type]
+    mandatory = check_bool(mandatory, "mandatory")
+    method = spec.Basic.Publish(0, exchange, routing_key, mandatory, False)
+    # Encoding the method and header now raises what the core channel would
+    # raise (a name over 255 bytes, a bad property value), before keeping it.
+    codec.encode_message(1, method, properties, b"")
+    # A copy: the caller may reuse its buffer before the message is sent.
+    kept = body if isinstance(body, bytes) else bytes(body)
+    return PublishedMessage(exchange, routing_key, kept, properties, mandatory)

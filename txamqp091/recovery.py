@@ -182,9 +182,15 @@ async def recover(
     :raises RecoveryError: naming the first entity that failed.
     """
     for number in sorted(channels):
+        wrapper = channels.get(number)
+        if wrapper is None or wrapper.is_closed:
+            continue  # closed by the application meanwhile
         try:
             raw = await connection.channel(number)
-            await channels[number]._restore(raw)
+            if wrapper.is_closed:
+                await raw.close()
+                continue
+            await wrapper._restore(raw)
         except Exception as e:
             raise RecoveryError(f"channel {number}", e) from e
     records = 0
@@ -202,17 +208,35 @@ async def recover(
             raise RecoveryError(record, e) from e
         records += 1
     if work is not None:
-        await work.close()
+        await work.close()  # also fires if the connection went meanwhile: checked below
+    _check_open(connection, channels)
+    # The topology is back: the application may use its channels while the
+    # consumers start (their handlers may publish, e.g. RPC replies).
+    for wrapper in list(channels.values()):
+        wrapper._go_live()
     for consumer in consumers:
         wrapper = channels.get(consumer.channel_number)
-        if wrapper is None:  # pragma: no cover - a closed channel forgets its consumers
-            continue
+        if wrapper is None or wrapper.is_closed:
+            continue  # closed meanwhile: it forgot its consumers
         try:
-            await wrapper._resume_consumer(consumer)
+            if await wrapper._resume_consumer(consumer):
+                records += 1
         except Exception as e:
             raise RecoveryError(consumer, e) from e
-        records += 1
+    _check_open(connection, channels)
     return records
+
+
+def _check_open(connection: AMQPProtocol, channels: Mapping[int, RecoveringChannel]) -> None:
+    """Recovery may succeed only with the connection and every channel open."""
+    if not connection.is_open:
+        reason = connection.close_reason
+        raise RecoveryError("connection", reason or ConnectionError("the connection closed"))
+    for number, wrapper in list(channels.items()):
+        if not wrapper.is_closed and (wrapper.channel is None or not wrapper.channel.is_open):
+            raise RecoveryError(
+                f"channel {number}", ConnectionError(f"channel {number} closed during recovery")
+            )
 
 
 def describe(entity: Any) -> str:

@@ -30,7 +30,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.internet import ClientService
 from twisted.internet.defer import (
     Deferred,
     DeferredList,
@@ -177,6 +177,24 @@ class _RotatingEndpoint:
         return endpoint.connect(gates).addCallback(connected)  # type: ignore[arg-type]
 
 
+def _backoff(
+    initial_delay: float, max_delay: float, factor: float, jitter: float
+) -> Callable[[int], float]:
+    """The delay before retry *n* (1 for the first): ``initial_delay * factor ** (n - 1)``,
+    at most ``max_delay``, plus up to ``jitter`` random seconds."""
+    rng = random.Random()
+
+    def policy(failures: int) -> float:
+        exponent = min(max(failures - 1, 0), 100)
+        try:
+            delay = min(initial_delay * factor**exponent, max_delay)
+        except OverflowError:  # pragma: no cover - exponent is capped
+            delay = max_delay
+        return delay + rng.random() * jitter
+
+    return policy
+
+
 def _ready(amqp: AMQPProtocol) -> Deferred[AMQPProtocol]:
     """``amqp.ready``, as a Deferred whose cancellation aborts the connection.
 
@@ -258,21 +276,23 @@ class AMQPClientService(ClientService):
                 raise ValueError(f"{name} must be a number >= 0, not {value!r}")
         if factor < 1:
             raise ValueError(f"factor must be >= 1, not {factor!r}")
-        if isinstance(outbox_messages, bool) or not isinstance(outbox_messages, int):
+        if (
+            isinstance(outbox_messages, bool)
+            or not isinstance(outbox_messages, int)
+            or outbox_messages < 0
+        ):
             raise ValueError(f"outbox_messages must be an int >= 0, not {outbox_messages!r}")
+        if isinstance(outbox_bytes, bool) or not isinstance(outbox_bytes, int) or outbox_bytes < 1:
+            raise ValueError(f"outbox_bytes must be an int >= 1, not {outbox_bytes!r}")
+        if retry_policy is not None and not callable(retry_policy):
+            raise TypeError("retry_policy must be callable or None")
         if include is not None and not callable(include):
             raise TypeError("include must be callable or None")
         pairs = resolve_targets(reactor, target, parameters)
         self._amqp_factory = _RecordingFactory(pairs[0][1], reactor, rpc_timeout=rpc_timeout)
         self._rotating = _RotatingEndpoint(pairs, self._amqp_factory)
         if retry_policy is None:
-            rng = random.Random()
-            retry_policy = backoffPolicy(
-                initialDelay=initial_delay,
-                maxDelay=max_delay,
-                factor=factor,
-                jitter=lambda: rng.random() * jitter,
-            )
+            retry_policy = _backoff(initial_delay, max_delay, factor, jitter)
         #: The connection now open and recovered, or ``None``.
         self.connection: AMQPProtocol | None = None
         #: What the application declared through the service's channels.
@@ -336,7 +356,14 @@ class AMQPClientService(ClientService):
         :returns: a Deferred firing with a
             :class:`~txamqp091.recovering_channel.RecoveringChannel` once a
             connection is up (waiting for one if needed).
+        :raises TypeError, ValueError: for a bad channel number, at once.
         """
+        if channel_number is not None and (
+            isinstance(channel_number, bool) or not isinstance(channel_number, int)
+        ):
+            raise TypeError(f"channel_number must be an int or None, not {channel_number!r}")
+        if channel_number is not None and not 1 <= channel_number <= 65535:
+            raise ValueError(f"channel_number must be 1..65535, not {channel_number}")
         return ensureDeferred(self._open_channel(channel_number))
 
     async def _open_channel(self, channel_number: int | None) -> RecoveringChannel:
@@ -371,8 +398,10 @@ class AMQPClientService(ClientService):
                 records = await recover(connection, self._channels, self.topology, self._emit)
             except Exception as e:
                 error = e if isinstance(e, RecoveryError) else RecoveryError("connection", e)
-                if connection.transport is not None:
-                    connection.transport.abortConnection()  # type: ignore[attr-defined]
+                if not connection.is_closed:
+                    # Everything on it fails now (its channels wait for the next
+                    # attempt), and the transport is aborted.
+                    connection.fail(error)
                 if self._stopping:
                     raise error from e
                 self.last_error = error
@@ -381,7 +410,7 @@ class AMQPClientService(ClientService):
                     entity=describe(error.entity),
                     error=error.error,
                 )
-                self._emit(RecoveryFailed(error.entity, error.error))
+                self._emit(RecoveryFailed(error.entity, error.error or error))
                 raise error from e
         else:
             records = 0
@@ -431,10 +460,12 @@ class AMQPClientService(ClientService):
         def fresh(connection: AMQPProtocol) -> Any:
             if connection.is_open:
                 return connection
-            # Asked right as the connection closed, before ClientService heard of
-            # it: ask again once it has (it is told next, in the same turn).
-            return deferLater(self._reactor, 0, lambda: None).addCallback(
-                lambda _: self.whenConnected(failAfterFailures)
+            # Asked as the connection closes, before ClientService heard of it:
+            # once it is closed (ClientService is told right after), ask again.
+            return (
+                connection.when_closed()
+                .addCallback(lambda _: deferLater(self._reactor, 0, lambda: None))
+                .addCallback(lambda _: self.whenConnected(failAfterFailures))
             )
 
         waiting: Deferred[AMQPProtocol] = super().whenConnected(failAfterFailures)  # type: ignore[assignment]
@@ -451,15 +482,20 @@ class AMQPClientService(ClientService):
 
     async def _stop(self) -> None:
         self._stopping = True
+        if self.outbox is not None:
+            self.outbox.fail_all(
+                ConnectionRecovering("the service stopped before the message could be sent")
+            )
         connection = self.connection
-        if connection is not None and connection.is_open:
+        if connection is None or not connection.is_open:
+            # Not connected (retrying, or recovering): stop ClientService first, so
+            # that no recovery resumes consumers while the handlers are awaited.
+            await super().stopService()
+        else:
             cancels = []
             for wrapper in list(self._channels.values()):
                 for tag in wrapper.consumer_tags:
-                    try:
-                        cancels.append(wrapper.basic_cancel(tag))
-                    except Exception:  # pragma: no cover - recovering or closed
-                        pass
+                    cancels.append(wrapper.basic_cancel(tag))
             if cancels:
                 await DeferredList(cancels, consumeErrors=True)
         waits = [d for wrapper in list(self._channels.values()) for d in wrapper._handler_waits()]
@@ -479,11 +515,7 @@ class AMQPClientService(ClientService):
         connection = self.connection
         if connection is not None and connection.is_open:
             await connection.close()
-        if self.outbox is not None:
-            self.outbox.fail_all(
-                ConnectionRecovering("the service stopped before the message could be sent")
-            )
         await super().stopService()
         for wrapper in list(self._channels.values()):
-            wrapper._close_for_good(ConnectionClosedByClient(200, "service stopped"))
+            wrapper._close_for_good(ConnectionClosedByClient(200, "the service stopped"))
         self._stopping = False
