@@ -482,6 +482,9 @@ class AMQPClientService(ClientService):
 
     async def _stop(self) -> None:
         self._stopping = True
+        # Channels closed while stopping leave the table; their handlers are
+        # still waited for.
+        wrappers = list(self._channels.values())
         if self.outbox is not None:
             self.outbox.fail_all(
                 ConnectionRecovering("the service stopped before the message could be sent")
@@ -493,12 +496,14 @@ class AMQPClientService(ClientService):
             await super().stopService()
         else:
             cancels = []
-            for wrapper in list(self._channels.values()):
+            for wrapper in wrappers:
+                if wrapper.is_closed:
+                    continue
                 for tag in wrapper.consumer_tags:
                     cancels.append(wrapper.basic_cancel(tag))
             if cancels:
                 await DeferredList(cancels, consumeErrors=True)
-        waits = [d for wrapper in list(self._channels.values()) for d in wrapper._handler_waits()]
+        waits = [d for wrapper in wrappers for d in wrapper._handler_waits()]
         if waits:
             # Cancelling the list at the deadline cancels each wait (a handler
             # ending later is then ignored); the errors are consumed.
