@@ -439,8 +439,9 @@ class RecoveringChannel(Lifecycle):
         if self._consumers.get(tag) is not target:
             # Cancelled by the application while the Consume was in flight: the
             # broker has the consumer now; cancel it there too.
-            if channel.is_open:
-                channel.basic_cancel(tag).addErrback(lambda _: None)
+            # What reaches it before the CancelOk is requeued (the core's rule
+            # for a consumer given up on).
+            channel._abandon_consumer(tag, record.auto_ack)
             return False
         return True
 

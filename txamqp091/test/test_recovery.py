@@ -22,12 +22,16 @@ from zope.interface import implementer
 from txamqp091 import ConnectionParameters, codec, spec
 from txamqp091.channel import Channel
 from txamqp091.exceptions import (
+    AMQPTimeoutError,
     ChannelClosedByBroker,
+    ChannelClosedByClient,
     ChannelWrongStateError,
+    ConnectionClosedByClient,
     ConnectionRecovering,
     ConsumerCancelled,
     OutboxFull,
     RecoveryError,
+    ShortStringTooLong,
     StreamLostError,
     TransactionRolledBack,
     UnconfirmedPublishError,
@@ -36,6 +40,7 @@ from txamqp091.message import PublishedMessage
 from txamqp091.protocol import AMQPProtocol
 from txamqp091.recovering_channel import RecoveringChannel
 from txamqp091.recovery import (
+    ConnectionLost,
     ConsumerCancelledByBroker,
     QueueRenamed,
     RecoveryEvent,
@@ -558,6 +563,96 @@ class FailFastTests(ServiceTestCase):
         self.assertTrue(ch.is_open)
         self.stop(service)
 
+    def test_delivery_to_consumer_cancelled_during_recovery_requeued(self) -> None:
+        """A consumer the application cancelled during recovery, before recovery
+        consumed it again, is cancelled on the broker right after its ConsumeOk; a
+        delivery reaching it before the CancelOk is rejected with requeue (not dropped,
+        not given to the handler)."""
+        service = self.start()
+        ch = self.open(service)
+        self.done(ch.queue_declare("jobs"))
+        self.done(ch.basic_consume("jobs", self.handler, consumer_tag="c1"))
+        self.done(ch.basic_consume("jobs", self.handler, consumer_tag="c2"))
+        self.lose()
+        broker = self.retry()
+        broker.handshake()
+        script(
+            broker,
+            [
+                (spec.Channel.Open, 1, spec.Channel.OpenOk()),
+                (spec.Channel.Open, 2, spec.Channel.OpenOk()),
+                (spec.Queue.Declare, 2, spec.Queue.DeclareOk("jobs", 0, 0)),
+                (spec.Channel.Close, 2, spec.Channel.CloseOk()),
+                (spec.Basic.Consume, 1, None),
+            ],
+        )
+        ch.basic_cancel("c2")
+        broker.send_method(1, spec.Basic.ConsumeOk("c1"))
+        script(
+            broker,
+            [
+                (spec.Basic.Cancel, 1, spec.Basic.CancelOk("c2")),
+                (spec.Basic.Consume, 1, spec.Basic.ConsumeOk("c2")),
+                (spec.Basic.Cancel, 1, None),
+            ],
+        )
+        deliver(broker, 1, "c2", 1, b"in the window")
+        reject = broker.expect(spec.Basic.Reject, 1)
+        self.assertEqual((reject.delivery_tag, reject.requeue), (1, True))
+        self.assertEqual(self.received, [])
+        broker.send_method(1, spec.Basic.CancelOk("c2"))
+        self.assertEqual(ch.consumer_tags, ["c1"])
+        self.stop(service)
+
+    def test_cancel_while_consume_in_flight_during_recovery(self) -> None:
+        """Consumers cancelled by the application while recovery's Basic.Consume of
+        c1 is in flight: c1 is cancelled on the broker once, after its ConsumeOk;
+        c2, whose Consume was not sent yet, is cancelled on the broker after that
+        Consume's ConsumeOk too (no orphan consumer, whichever reached the broker
+        first); neither is in the channel's tags nor the topology, and their queue
+        objects end."""
+        service = self.start()
+        ch = self.open(service)
+        self.done(ch.queue_declare("jobs"))
+        q1, _ = self.done(ch.basic_consume("jobs", consumer_tag="c1"))
+        q2, _ = self.done(ch.basic_consume("jobs", consumer_tag="c2"))
+        self.lose()
+        broker = self.retry()
+        broker.handshake()
+        script(
+            broker,
+            [
+                (spec.Channel.Open, 1, spec.Channel.OpenOk()),
+                (spec.Channel.Open, 2, spec.Channel.OpenOk()),
+                (spec.Queue.Declare, 2, spec.Queue.DeclareOk("jobs", 0, 0)),
+                (spec.Channel.Close, 2, spec.Channel.CloseOk()),
+                (spec.Basic.Consume, 1, None),
+            ],
+        )
+        cancelling = [ch.basic_cancel("c1"), ch.basic_cancel("c2")]
+        broker.expect_nothing()  # the client waits for the ConsumeOk first
+        broker.send_method(1, spec.Basic.ConsumeOk("c1"))
+        sent = script(
+            broker,
+            [
+                (spec.Basic.Cancel, 1, lambda m: spec.Basic.CancelOk(m.consumer_tag)),
+                (spec.Basic.Cancel, 1, lambda m: spec.Basic.CancelOk(m.consumer_tag)),
+                (spec.Basic.Consume, 1, lambda m: spec.Basic.ConsumeOk(m.consumer_tag)),
+                (spec.Basic.Cancel, 1, lambda m: spec.Basic.CancelOk(m.consumer_tag)),
+            ],
+        )
+        broker.expect_nothing()
+        self.assertEqual([m.consumer_tag for m in sent], ["c1", "c2", "c2", "c2"])
+        for d in cancelling:
+            self.successResultOf(d)
+        self.assertEqual(ch.consumer_tags, [])
+        self.assertEqual(service.topology.consumers, [])
+        self.assertTrue(q1.closed and q2.closed)
+        self.assertEqual(self.kinds()[-1], "RecoverySucceeded")
+        self.assertTrue(service.healthy)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.stop(service)
+
 
 class OutboxServiceTests(ServiceTestCase):
     """Confirmed publishes kept across an outage."""
@@ -705,6 +800,95 @@ class OutboxServiceTests(ServiceTestCase):
         self.assertEqual(len(self.endpoint.brokers), brokers)
         self.assertTrue(ch.is_closed)
 
+    def test_confirm_mode_restored_when_lost_before_select_ok(self) -> None:
+        """A publish made right after confirm_delivery(), before the SelectOk, is
+        confirmed: when the connection drops before the SelectOk, recovery sends
+        Confirm.Select again before republishing the kept message, and the
+        message's Deferred fires with the new connection's Basic.Ack."""
+        service = self.start(outbox_messages=5)
+        assert service.outbox is not None
+        ch = self.open(service)
+        selecting = ch.confirm_delivery()
+        self.broker.expect(spec.Confirm.Select, 1)
+        publishing = ch.basic_publish("", "jobs", b"payload")
+        self.assertEqual(self.broker.expect_message(1)[2], b"payload")
+        self.lose()
+        self.failureResultOf(selecting, StreamLostError)
+        self.assertNoResult(publishing)
+        self.assertEqual(len(service.outbox), 1)
+        self.assertTrue(ch.confirming)
+        broker = self.retry()
+        broker.handshake()
+        script(
+            broker,
+            [
+                (spec.Channel.Open, 1, spec.Channel.OpenOk()),
+                (spec.Confirm.Select, 1, spec.Confirm.SelectOk()),
+            ],
+        )
+        method, _, body = broker.expect_message(1)
+        self.assertIsInstance(method, spec.Basic.Publish)
+        self.assertEqual(body, b"payload")
+        broker.expect_nothing()
+        self.assertNoResult(publishing)
+        broker.send_method(1, spec.Basic.Ack(1, False))
+        ack = self.successResultOf(publishing)
+        self.assertIsInstance(ack, spec.Basic.Ack)
+        self.assertEqual(ack.delivery_tag, 1)
+        self.assertEqual(len(service.outbox), 0)
+        self.stop(service)
+
+
+class InputCheckTests(ServiceTestCase):
+    """Arguments are checked at once, also for messages kept in the outbox."""
+
+    def test_ack_and_outbox_input_checks(self) -> None:
+        """A negative delivery tag raises ValueError; basic_ack(0, multiple=True) after
+        a reconnection is sent as Basic.Ack(0, multiple) (it is not stale); while
+        disconnected, a kept publish with a 300-character exchange raises
+        ShortStringTooLong at once and nothing is kept; a bytearray body kept in the
+        outbox is copied: changing the bytearray afterwards does not change what
+        is published again."""
+        service = self.start(outbox_messages=5)
+        assert service.outbox is not None
+        ch = self.open(service)
+        self.done(ch.confirm_delivery())
+        self.done(ch.basic_consume("jobs", self.handler, consumer_tag="c"))
+        deliver(self.broker, 1, "c", 1, b"a")
+        deliver(self.broker, 1, "c", 2, b"b")
+        self.assertRaises(ValueError, ch.basic_ack, -1)
+        self.assertRaises(ValueError, ch.basic_nack, -1)
+        self.assertRaises(ValueError, ch.basic_reject, -1)
+        self.broker.expect_nothing()
+        self.assertEqual(ch.stale_acks, 0)
+        self.reconnect()
+        self.assertTrue(ch.basic_ack(0, multiple=True))
+        ack = self.broker.expect(spec.Basic.Ack, 1)
+        self.assertEqual((ack.delivery_tag, ack.multiple), (0, True))
+        self.assertEqual(ch.stale_acks, 0)
+        self.lose()
+        self.assertRaises(ShortStringTooLong, ch.basic_publish, "x" * 300, "jobs", b"body")
+        self.assertEqual((len(service.outbox), service.outbox.bytes), (0, 0))
+        buffer = bytearray(b"original")
+        kept = ch.basic_publish("", "jobs", buffer)
+        buffer[:] = b"mutated!"
+        self.assertEqual(len(service.outbox), 1)
+        broker = self.retry()
+        broker.handshake()
+        script(
+            broker,
+            [
+                (spec.Channel.Open, 1, spec.Channel.OpenOk()),
+                (spec.Confirm.Select, 1, spec.Confirm.SelectOk()),
+                (spec.Basic.Consume, 1, spec.Basic.ConsumeOk("c")),
+            ],
+        )
+        self.assertEqual(broker.expect_message(1)[2], b"original")
+        broker.expect_nothing()
+        broker.send_method(1, spec.Basic.Ack(1, False))
+        self.assertIsInstance(self.successResultOf(kept), spec.Basic.Ack)
+        self.stop(service)
+
 
 class RecoveryFailureTests(ServiceTestCase):
     """A recovery that fails is reported, and retried after the backoff."""
@@ -819,6 +1003,117 @@ class RecoveryFailureTests(ServiceTestCase):
         self.assertEqual(self.flushLoggedErrors(), [])
         self.stop(service)
 
+    def test_connection_lost_awaiting_work_channel_close_ok(self) -> None:
+        """The connection dropping while recovery waits for the work channel's
+        CloseOk fails that recovery: RecoveryFailed (not RecoverySucceeded), the
+        service stays unhealthy with the retry as the one timer, and the next
+        attempt recovers everything."""
+        service = self.start()
+        ch = self.open(service)
+        self.done(ch.queue_declare("jobs"))
+        self.lose()
+        waiting = service.whenConnected()
+        broker = self.retry()
+        broker.handshake()
+        script(
+            broker,
+            [
+                (spec.Channel.Open, 1, spec.Channel.OpenOk()),
+                (spec.Channel.Open, 2, spec.Channel.OpenOk()),
+                (spec.Queue.Declare, 2, spec.Queue.DeclareOk("jobs", 0, 0)),
+                (spec.Channel.Close, 2, None),
+            ],
+        )
+        broker.lose()
+        self.assertEqual(self.kinds(), ["ConnectionLost", "RecoveryStarted", "RecoveryFailed"])
+        failed = self.events[-1]
+        assert isinstance(failed, RecoveryFailed)
+        self.assertEqual(failed.entity, "connection")
+        self.assertFalse(service.healthy)
+        self.assertIsNone(service.connection)
+        self.assertEqual(service.recoveries, 0)
+        self.assertTrue(ch.is_recovering)
+        self.assertNoResult(waiting)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)  # the retry, nothing else
+        third = self.retry()
+        third.handshake()
+        self.assertEqual(
+            respond(third),
+            [
+                (1, "Channel.Open"),
+                (2, "Channel.Open"),
+                (2, "Queue.Declare"),
+                (2, "Channel.Close"),
+            ],
+        )
+        self.assertIs(self.successResultOf(waiting), amqp_of(third))
+        self.assertEqual(self.kinds()[-2:], ["RecoveryStarted", "RecoverySucceeded"])
+        self.assertTrue(service.healthy)
+        self.assertTrue(ch.is_open)
+        self.assertEqual(service.recoveries, 1)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.stop(service)
+
+    def test_channel_closed_by_broker_after_restore(self) -> None:
+        """The broker closing channel 1 (406) after its OpenOk and QoS were restored,
+        while recovery still declares the topology: RecoveryFailed names "channel 1",
+        the connection is dropped and retried, the channel is not closed for good,
+        and the next attempt restores channel 1 and succeeds."""
+        service = self.start()
+        ch = self.open(service)
+        self.done(ch.basic_qos(0, 5))
+        self.done(ch.queue_declare("jobs"))
+        self.lose()
+        waiting = service.whenConnected()
+        broker = self.retry()
+        broker.handshake()
+        script(
+            broker,
+            [
+                (spec.Channel.Open, 1, spec.Channel.OpenOk()),
+                (spec.Basic.Qos, 1, spec.Basic.QosOk()),
+                (spec.Channel.Open, 2, spec.Channel.OpenOk()),
+                (spec.Queue.Declare, 2, None),
+            ],
+        )
+        broker.send_method(1, spec.Channel.Close(406, "PRECONDITION_FAILED", 0, 0))
+        broker.expect(spec.Channel.CloseOk, 1)
+        broker.expect_nothing()
+        self.assertFalse(ch.is_closed)
+        self.assertTrue(ch.is_recovering)
+        broker.send_method(2, spec.Queue.DeclareOk("jobs", 0, 0))
+        script(broker, [(spec.Channel.Close, 2, spec.Channel.CloseOk())])
+        broker.expect_nothing()
+        self.assertTrue(broker.lost)
+        self.assertEqual(self.kinds(), ["ConnectionLost", "RecoveryStarted", "RecoveryFailed"])
+        failed = self.events[-1]
+        assert isinstance(failed, RecoveryFailed)
+        self.assertEqual(failed.entity, "channel 1")
+        self.assertIn("channel 1", str(failed.error))
+        self.assertFalse(service.healthy)
+        self.assertTrue(ch.is_recovering)
+        self.assertEqual(service.channels, {1: ch})
+        self.assertNoResult(waiting)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)  # the retry
+        third = self.retry()
+        third.handshake()
+        self.assertEqual(
+            respond(third),
+            [
+                (1, "Channel.Open"),
+                (1, "Basic.Qos"),
+                (2, "Channel.Open"),
+                (2, "Queue.Declare"),
+                (2, "Channel.Close"),
+            ],
+        )
+        self.assertIs(self.successResultOf(waiting), amqp_of(third))
+        self.assertEqual(self.kinds()[-2:], ["RecoveryStarted", "RecoverySucceeded"])
+        self.assertTrue(ch.is_open)
+        self.assertTrue(service.healthy)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.stop(service)
+
 
 class BrokerCancelTests(ServiceTestCase):
     """A consumer the broker cancels is restarted when its queue is recorded."""
@@ -911,6 +1206,56 @@ class BrokerCancelTests(ServiceTestCase):
         self.assertTrue(ch.is_open)
         self.stop(service)
 
+    def test_cancel_during_recovery_resumes(self) -> None:
+        """A broker-sent Basic.Cancel for consumer c1 arriving during recovery (after
+        c1's ConsumeOk, before c2's) is not lost: once recovery is done, c1's queue is
+        declared again on a work channel and c1 consumes again with its tag;
+        ConsumerCancelledByBroker(resumed=True) is reported and c1 gets deliveries."""
+        service = self.start()
+        ch = self.open(service)
+        self.done(ch.queue_declare("q1"))
+        self.done(ch.queue_declare("q2"))
+        self.done(ch.basic_consume("q1", self.handler, consumer_tag="c1"))
+        self.done(ch.basic_consume("q2", self.handler, consumer_tag="c2"))
+        self.lose()
+        broker = self.retry()
+        broker.handshake()
+        script(
+            broker,
+            [
+                (spec.Channel.Open, 1, spec.Channel.OpenOk()),
+                (spec.Channel.Open, 2, spec.Channel.OpenOk()),
+                (spec.Queue.Declare, 2, spec.Queue.DeclareOk("q1", 0, 0)),
+                (spec.Queue.Declare, 2, spec.Queue.DeclareOk("q2", 0, 0)),
+                (spec.Channel.Close, 2, spec.Channel.CloseOk()),
+                (spec.Basic.Consume, 1, spec.Basic.ConsumeOk("c1")),
+                (spec.Basic.Consume, 1, None),
+            ],
+        )
+        broker.send_method(1, spec.Basic.Cancel("c1", False))
+        broker.expect(spec.Basic.CancelOk, 1)
+        broker.send_method(1, spec.Basic.ConsumeOk("c2"))
+        self.assertEqual(self.kinds()[-1], "RecoverySucceeded")
+        self.assertTrue(service.healthy)
+        sent = script(
+            broker,
+            [
+                (spec.Channel.Open, 2, spec.Channel.OpenOk()),
+                (spec.Queue.Declare, 2, spec.Queue.DeclareOk("q1", 0, 0)),
+                (spec.Channel.Close, 2, spec.Channel.CloseOk()),
+                (spec.Basic.Consume, 1, spec.Basic.ConsumeOk("c1")),
+            ],
+        )
+        broker.expect_nothing()
+        self.assertEqual(sent[1].queue, "q1")
+        self.assertEqual((sent[3].queue, sent[3].consumer_tag), ("q1", "c1"))
+        self.assertEqual(self.events[-1], ConsumerCancelledByBroker(1, "c1", "q1", True))
+        self.assertEqual(sorted(ch.consumer_tags), ["c1", "c2"])
+        deliver(broker, 1, "c1", 1, b"again")
+        self.assertEqual(self.received, [(1, 1, b"again")])
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.stop(service)
+
 
 class ChannelStateTests(ServiceTestCase):
     """Closing for good, transactions cut off by a disconnection."""
@@ -973,6 +1318,106 @@ class ChannelStateTests(ServiceTestCase):
         committing = ch.tx_commit()
         script(self.broker, [(spec.Tx.Commit, 1, spec.Tx.CommitOk())])
         self.successResultOf(committing)
+        self.stop(service)
+
+    def test_commit_in_flight_when_connection_drops(self) -> None:
+        """A tx_commit whose CommitOk never came fails with the connection's error;
+        the transaction the application then redoes after recovery (publish +
+        tx_commit) sends Tx.Commit, not Tx.Rollback, and succeeds."""
+        service = self.start()
+        ch = self.open(service)
+        self.done(ch.tx_select())
+        ch.basic_publish("", "jobs", b"first")
+        committing = ch.tx_commit()
+        self.assertEqual(self.broker.expect_message(1)[2], b"first")
+        self.broker.expect(spec.Tx.Commit, 1)
+        self.lose()
+        self.failureResultOf(committing, StreamLostError)
+        self.assertEqual(self.reconnect(), [(1, "Channel.Open"), (1, "Tx.Select")])
+        ch.basic_publish("", "jobs", b"redone")
+        self.assertEqual(self.broker.expect_message(1)[2], b"redone")
+        committing = ch.tx_commit()
+        script(self.broker, [(spec.Tx.Commit, 1, spec.Tx.CommitOk())])
+        self.assertIsInstance(self.successResultOf(committing).method, spec.Tx.CommitOk)
+        self.broker.expect_nothing()
+        self.stop(service)
+
+    def test_rpc_timeout_drops_connection_not_channel(self) -> None:
+        """A call on a service channel that gets no reply within rpc_timeout fails
+        with AMQPTimeoutError; once the core channel's Close is answered, the
+        connection is dropped (ConnectionLost with a StreamLostError naming the
+        channel, a retry scheduled), the RecoveringChannel is not closed for good,
+        and the retry recovers it under the same number."""
+        service = self.start(rpc_timeout=5)
+        ch = self.open(service)
+        broker = self.broker
+        getting = ch.basic_get("jobs")
+        broker.expect(spec.Basic.Get, 1)
+        self.clock.advance(5)
+        self.failureResultOf(getting, AMQPTimeoutError)
+        self.events.clear()
+        script(broker, [(spec.Channel.Close, 1, spec.Channel.CloseOk())])
+        self.assertFalse(ch.is_closed)
+        self.assertTrue(ch.is_recovering)
+        self.assertEqual(service.channels, {1: ch})
+        self.assertTrue(broker.lost)
+        self.assertFalse(service.healthy)
+        self.assertEqual(self.kinds(), ["ConnectionLost"])
+        lost = self.events[0]
+        assert isinstance(lost, ConnectionLost)
+        self.assertIsInstance(lost.reason, StreamLostError)
+        self.assertIn("channel 1", str(lost.reason))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)  # the retry
+        third = self.retry()
+        third.handshake()
+        self.assertEqual(respond(third), [(1, "Channel.Open")])
+        self.assertTrue(ch.is_open)
+        self.assertEqual(ch.channel_number, 1)
+        self.assertEqual(service.channels, {1: ch})
+        self.assertTrue(service.healthy)
+        self.assertEqual(self.kinds()[-1], "RecoverySucceeded")
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.stop(service)
+
+    def test_close_during_recovery(self) -> None:
+        """Closing a channel after recovery sent its Channel.Open, before the OpenOk:
+        the channel is closed for good and forgotten at once; the core channel the
+        OpenOk then opens is closed again; recovery goes on and succeeds (no
+        RecoveryFailed, nothing logged), recovering only the other channel."""
+        service = self.start()
+        ch = self.open(service, 1)
+        other = self.open(service, 2)
+        self.done(other.queue_declare("jobs"))
+        self.lose()
+        broker = self.retry()
+        broker.handshake()
+        broker.expect(spec.Channel.Open, 1)
+        broker.expect_nothing()
+        self.successResultOf(ch.close())
+        self.assertTrue(ch.is_closed)
+        self.assertIsInstance(ch.close_reason, ChannelClosedByClient)
+        self.assertEqual(service.channels, {2: other})
+        broker.send_method(1, spec.Channel.OpenOk())
+        close = broker.expect(spec.Channel.Close, 1)
+        self.assertEqual(close.reply_code, 0)
+        broker.expect_nothing()
+        broker.send_method(1, spec.Channel.CloseOk())
+        sent = respond(broker)
+        self.assertEqual(
+            [name for _, name in sent],
+            ["Channel.Open", "Channel.Open", "Queue.Declare", "Channel.Close"],
+        )
+        self.assertEqual(sent[0], (2, "Channel.Open"))
+        self.assertNotIn(1, amqp_of(broker).channels)
+        self.assertEqual(self.kinds(), ["ConnectionLost", "RecoveryStarted", "RecoverySucceeded"])
+        succeeded = self.events[-1]
+        assert isinstance(succeeded, RecoverySucceeded)
+        self.assertEqual(succeeded.channels, 1)
+        self.assertTrue(service.healthy)
+        self.assertTrue(other.is_open)
+        self.assertTrue(ch.is_closed)
+        self.assertEqual(service.channels, {2: other})
+        self.assertEqual(self.flushLoggedErrors(), [])
         self.stop(service)
 
 
@@ -1076,6 +1521,57 @@ class StopTests(ServiceTestCase):
         self.assertTrue(ch.is_closed)
         self.assertFalse(service.healthy)
         self.assertEqual(len(self.endpoint.brokers), 2)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_stop_during_recovery_ends_quietly(self) -> None:
+        """Stopping after the new connection's handshake, while recovery waits for a
+        re-declare and a handler of the earlier connection still runs: the message
+        kept in the outbox fails with ConnectionRecovering at once, recovery is
+        abandoned (nothing more is sent, no RecoveryFailed event), the consumer's
+        queue object ends quietly (closed without an error: get() fails with
+        ConsumerCancelled), the stop completes once the handler ends, and the
+        channel is closed for good by the client."""
+        service = self.start(outbox_messages=5, stop_timeout=10.0)
+        ch = self.open(service)
+        self.done(ch.confirm_delivery())
+        self.done(ch.queue_declare("jobs"))
+        queue, _ = self.done(ch.basic_consume("jobs", consumer_tag="c"))
+        running: Deferred[None] = Deferred()
+        self.done(ch.basic_consume("jobs", lambda *args: running, consumer_tag="h"))
+        deliver(self.broker, 1, "h", 1, b"work")
+        self.lose()
+        kept = ch.basic_publish("", "jobs", b"kept")
+        self.assertNoResult(kept)
+        broker = self.retry()
+        broker.handshake()
+        script(
+            broker,
+            [
+                (spec.Channel.Open, 1, spec.Channel.OpenOk()),
+                (spec.Confirm.Select, 1, spec.Confirm.SelectOk()),
+                (spec.Channel.Open, 2, spec.Channel.OpenOk()),
+                (spec.Queue.Declare, 2, None),
+            ],
+        )
+        stopped = service.stopService()
+        self.failureResultOf(kept, ConnectionRecovering)
+        broker.expect_nothing()
+        broker.deliver_loss()
+        self.assertTrue(queue.closed)
+        self.failureResultOf(queue.get(), ConsumerCancelled)
+        self.assertTrue(ch.is_closed)
+        self.assertIsInstance(ch.close_reason, ConnectionClosedByClient)
+        self.assertEqual(self.kinds(), ["ConnectionLost", "RecoveryStarted"])
+        assert service.outbox is not None
+        self.assertEqual(len(service.outbox), 0)
+        self.assertFalse(service.healthy)
+        self.assertNoResult(stopped)  # the handler still runs: the stop waits for it
+        running.callback(None)
+        self.successResultOf(stopped)
+        broker.expect_nothing()
+        self.assertEqual(self.kinds(), ["ConnectionLost", "RecoveryStarted"])
+        self.assertEqual(service.channels, {})
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(self.flushLoggedErrors(), [])
 

@@ -230,3 +230,85 @@ class ServiceTests(SynchronousTestCase):
         for kw in ({"initial_delay": -1}, {"factor": 0.5}, {"jitter": "x"}, {"max_delay": True}):
             with self.assertRaises(ValueError, msg=str(kw)):
                 AMQPClientService(self.clock, endpoint, **kw)
+
+    def test_when_connected_while_closing_does_not_spin(self) -> None:
+        """whenConnected() asked while the connection's close handshake is pending
+        waits for the close without polling the clock: the close timer stays the one
+        delayed call, however often the clock turns, until the broker's CloseOk;
+        after the loss, the retry and the new handshake it fires with the new
+        connection."""
+        endpoint = FakeEndpoint(self.clock, "a", self.log)
+        service = self.service(endpoint)
+        service.startService()
+        first_broker = endpoint.brokers[0]
+        first_broker.handshake()
+        first = self.successResultOf(service.whenConnected())
+        closing = first.close()
+        first_broker.expect(spec.Connection.Close)
+        asked = service.whenConnected()
+        for _ in range(5):
+            # Checked before the clock turns: a call due now would run for ever.
+            calls = self.clock.getDelayedCalls()
+            self.assertEqual(len(calls), 1, calls)  # the close timer, nothing due now
+            self.assertGreater(calls[0].getTime(), self.clock.seconds())
+            self.clock.advance(0)
+        self.clock.advance(1.0)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.assertNoResult(asked)
+        first_broker.send_method(0, spec.Connection.CloseOk())
+        self.assertTrue(first_broker.lost)
+        self.successResultOf(closing)
+        self.assertNoResult(asked)
+        self.clock.advance(0)
+        (retry,) = self.clock.getDelayedCalls()
+        self.clock.advance(retry.getTime() - self.clock.seconds())
+        self.assertEqual(self.log, ["a", "a"])
+        self.assertNoResult(asked)
+        second_broker = endpoint.brokers[1]
+        second_broker.handshake()
+        second = self.successResultOf(asked)
+        self.assertIsNot(second, first)
+        self.assertTrue(second.is_open)
+        self.assertIs(service.connection, second)
+        self.stop(service, second_broker)
+
+    def test_default_backoff_and_argument_checks(self) -> None:
+        """Without retry_policy, with jitter=0, initial_delay=1, factor=2 and
+        max_delay=5, the delays before the retries are 1, 2, 4, 5, 5 s.  Bad outbox
+        bounds and a retry_policy that is not callable are refused when the service
+        is made; a channel number that is not an int (TypeError) or out of range
+        (ValueError) is refused at once by channel()."""
+        endpoint = FakeEndpoint(self.clock, "a", self.log, refuse=5)
+        service = AMQPClientService(
+            self.clock,
+            endpoint,
+            parameters=ConnectionParameters(heartbeat=0),
+            initial_delay=1,
+            factor=2,
+            max_delay=5,
+            jitter=0,
+        )
+        service.startService()
+        delays = []
+        for _ in range(5):
+            (call,) = self.clock.getDelayedCalls()
+            delays.append(call.getTime() - self.clock.seconds())
+            self.clock.advance(delays[-1])
+        self.assertEqual(delays, [1, 2, 4, 5, 5])
+        self.assertEqual(self.log, ["a"] * 6)
+        broker = endpoint.brokers[0]
+        broker.handshake()
+        self.successResultOf(service.whenConnected())
+        self.stop(service, broker)
+        bad: list[dict[str, Any]] = [{"outbox_bytes": 0}, {"outbox_messages": -1}]
+        for kw in bad:
+            with self.assertRaises(ValueError, msg=str(kw)):
+                AMQPClientService(self.clock, endpoint, **kw)
+        with self.assertRaises(TypeError):
+            AMQPClientService(self.clock, endpoint, retry_policy="x")  # type: ignore[arg-type]
+        idle = self.service(endpoint)
+        self.assertRaises(TypeError, idle.channel, "1")
+        self.assertRaises(TypeError, idle.channel, True)
+        self.assertRaises(ValueError, idle.channel, 0)
+        self.assertRaises(ValueError, idle.channel, 65536)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
