@@ -39,6 +39,7 @@ from txamqp091.channel_rpcs import check_bool, check_str
 from txamqp091.exceptions import (
     AMQPConnectionError,
     AMQPTimeoutError,
+    ChannelClosedByBroker,
     ChannelClosedByClient,
     ChannelWrongStateError,
     ConnectionClosedByClient,
@@ -57,6 +58,7 @@ from txamqp091.topology import BindingRecord, ConsumerRecord, ExchangeRecord, Qu
 
 if TYPE_CHECKING:
     from txamqp091.channel import Channel
+    from txamqp091.protocol import AMQPProtocol
     from txamqp091.service import AMQPClientService
 
 __all__ = ["RecoveringChannel"]
@@ -247,17 +249,53 @@ class RecoveringChannel(Lifecycle):
             )
             if connection.is_open:
                 connection.fail(reason)
+        if was_live and _consumer_timed_out(reason) and channel.connection.is_open:
+            # RabbitMQ (before 3.12's notify_consumer) closes the channel of a
+            # consumer that held a delivery too long: a broker-side consumer
+            # cancel in effect.  Reopen the channel and consume again.
+            self._end_unrecorded_consumers(reason)
+            ensureDeferred(self._reopen(channel.connection, reason))
+            return
         if isinstance(reason, AMQPConnectionError) or not was_live:
             if self._transactional and self._tx_dirty:
                 self._tx_lost = reason
             # The connection went, or the channel failed while being restored
-            # (recovery fails and is tried again): recovered later.  Consumers
-            # the filter kept out of the topology end now.
-            for tag in list(self._consumers):
-                if service.topology.consumer(tag, self.channel_number) is None:
-                    self._end_consumer(tag, reason)
+            # (recovery fails and is tried again): recovered later.
+            self._end_unrecorded_consumers(reason)
             return
         self._close_for_good(reason)
+
+    def _end_unrecorded_consumers(self, reason: Exception) -> None:
+        """End now the consumers the filter kept out of the topology (not recovered)."""
+        for tag in list(self._consumers):
+            if self._service.topology.consumer(tag, self.channel_number) is None:
+                self._end_consumer(tag, reason)
+
+    async def _reopen(self, connection: AMQPProtocol, reason: Exception) -> None:
+        """Open this channel again on the same connection, as recovery would, after a
+        consumer timeout closed it; report each consumer as cancelled by the broker."""
+        service = self._service
+        try:
+            channel = await connection.channel(self.channel_number)
+            await self._restore(channel)
+            resumed: list[ConsumerRecord] = []
+            for record in service.topology.consumers:
+                if record.channel_number == self.channel_number:
+                    if await self._resume_consumer(record):
+                        resumed.append(record)
+        except Exception as e:
+            if isinstance(e, AMQPConnectionError) or self._state is CLOSED:
+                return  # the connection went: its recovery reopens the channel
+            service._emit(RecoveryFailed(f"channel {self.channel_number}", e))
+            self._close_for_good(reason)
+            return
+        self._go_live()
+        for record in resumed:
+            service._emit(
+                ConsumerCancelledByBroker(
+                    self.channel_number, record.consumer_tag, record.queue, True
+                )
+            )
 
     def _close_for_good(self, reason: Exception) -> None:
         if self._state is CLOSED:
@@ -913,6 +951,15 @@ class RecoveringChannel(Lifecycle):
         if channel is not None and channel.is_open:
             return channel.close(reply_code, reply_text)
         return succeed(None)
+
+
+def _consumer_timed_out(reason: Exception) -> bool:
+    """Whether RabbitMQ closed a channel for a delivery not acknowledged in time."""
+    return (
+        isinstance(reason, ChannelClosedByBroker)
+        and reason.reply_code == 406
+        and "delivery acknowledgement" in reason.reply_text
+    )
 
 
 def _passing_to(outcome: object, wait: Deferred[None]) -> object:

@@ -1157,6 +1157,46 @@ class BrokerCancelTests(ServiceTestCase):
         self.assertIs(message.channel, ch)
         self.stop(service)
 
+    def test_consumer_timeout_reopens_channel(self) -> None:
+        """RabbitMQ 3.10 enforces its consumer timeout by closing the channel (406,
+        "delivery acknowledgement ... timed out"): the channel is opened again with
+        the same number and QoS, its consumer starts again with the same tag, the
+        listeners hear ConsumerCancelledByBroker(resumed=True), the held delivery's
+        ack is stale, and new deliveries get tags after it."""
+        service = self.start()
+        ch = self.open(service)
+        self.done(ch.basic_qos(0, 5))
+        self.done(ch.queue_declare("jobs"))
+        self.done(ch.basic_consume("jobs", self.handler, consumer_tag="c"))
+        deliver(self.broker, 1, "c", 1, b"held")
+        self.events.clear()
+        text = (
+            "PRECONDITION_FAILED - delivery acknowledgement on channel 1 timed out. "
+            "Timeout value used: 1800000 ms."
+        )
+        self.broker.send_method(1, spec.Channel.Close(406, text, 0, 0))
+        sent = script(
+            self.broker,
+            [
+                (spec.Channel.CloseOk, 1, None),
+                (spec.Channel.Open, 1, spec.Channel.OpenOk()),
+                (spec.Basic.Qos, 1, spec.Basic.QosOk()),
+                (spec.Basic.Consume, 1, spec.Basic.ConsumeOk("c")),
+            ],
+        )
+        self.assertEqual((sent[2].prefetch_count, sent[3].consumer_tag), (5, "c"))
+        self.broker.expect_nothing()
+        self.assertEqual(self.events, [ConsumerCancelledByBroker(1, "c", "jobs", True)])
+        self.assertTrue(ch.is_open)
+        self.assertFalse(ch.basic_ack(1))
+        self.broker.expect_nothing()
+        deliver(self.broker, 1, "c", 1, b"again")
+        self.assertEqual(self.received[-1], (1, 2, b"again"))
+        self.assertTrue(ch.basic_ack(2))
+        ack = self.broker.expect(spec.Basic.Ack, 1)
+        self.assertEqual(ack.delivery_tag, 1)
+        self.stop(service)
+
     def test_cancel_of_unrecorded_queue_ends_consumer(self) -> None:
         """A broker-sent Basic.Cancel for a consumer of a queue declared elsewhere
         gives ConsumerCancelledByBroker(resumed=False), ends its queue object with
