@@ -53,8 +53,9 @@ from txamqp091.exceptions import (
 from txamqp091.lifecycle import CLOSED, OPEN, Lifecycle
 from txamqp091.message import PUBLISHED, ConsumerQueue, PublishedMessage, ReceivedMessage
 from txamqp091.outbox import OutboxEntry
+from txamqp091.recovering_topology import RecordingTopology, with_effect
 from txamqp091.recovery import ConsumerCancelledByBroker, RecoveryFailed, declare
-from txamqp091.topology import BindingRecord, ConsumerRecord, ExchangeRecord, QueueRecord
+from txamqp091.topology import ConsumerRecord
 
 if TYPE_CHECKING:
     from txamqp091.channel import Channel
@@ -76,7 +77,7 @@ RecoveringCallback = Callable[
 ]
 
 
-class RecoveringChannel(Lifecycle):
+class RecoveringChannel(Lifecycle, RecordingTopology):
     """A channel recovered with its connection; made by
     :meth:`AMQPClientService.channel() <txamqp091.service.AMQPClientService.channel>`."""
 
@@ -547,7 +548,7 @@ class RecoveringChannel(Lifecycle):
 
         channel = self._channel
         if channel is not None and channel.is_open:  # also while being restored
-            return _then(channel.basic_cancel(consumer_tag), cancelled)
+            return with_effect(channel.basic_cancel(consumer_tag), cancelled)
         if self._state is CLOSED:
             self._current()  # raises ChannelWrongStateError
         frame = codec.MethodFrame(self.channel_number, spec.Basic.CancelOk(consumer_tag))
@@ -722,7 +723,9 @@ class RecoveringChannel(Lifecycle):
             else:
                 self._qos = (prefetch_size, prefetch_count)
 
-        return _then(self._current().basic_qos(prefetch_size, prefetch_count, global_qos), set_)
+        return with_effect(
+            self._current().basic_qos(prefetch_size, prefetch_count, global_qos), set_
+        )
 
     def basic_recover(self, requeue: bool = False) -> Deferred[_MethodFrame[spec.Basic.RecoverOk]]:
         """Redeliver unacknowledged messages (``Basic.Recover``)."""
@@ -735,7 +738,7 @@ class RecoveringChannel(Lifecycle):
         def on(frame: Any) -> None:
             self._transactional = True
 
-        return _then(self._current().tx_select(), on)
+        return with_effect(self._current().tx_select(), on)
 
     def tx_commit(self) -> Deferred[_MethodFrame[spec.Tx.CommitOk]]:
         """Commit the transaction.
@@ -778,167 +781,6 @@ class RecoveringChannel(Lifecycle):
         RabbitMQ refuses ``flow(False)``); not recorded."""
         return self._current().flow(active)
 
-    # -- topology ------------------------------------------------------------------------
-
-    def exchange_declare(
-        self,
-        exchange: str,
-        exchange_type: str = "direct",
-        passive: bool = False,
-        durable: bool = False,
-        auto_delete: bool = False,
-        internal: bool = False,
-        arguments: dict[str, Any] | None = None,
-    ) -> Deferred[_MethodFrame[spec.Exchange.DeclareOk]]:
-        """Declare an exchange; recorded (unless passive) for recovery."""
-        kind = getattr(exchange_type, "value", exchange_type)
-        d = self._current().exchange_declare(
-            exchange, exchange_type, passive, durable, auto_delete, internal, arguments
-        )
-
-        def record(frame: Any) -> None:
-            if exchange and not exchange.startswith("amq."):
-                self._service.topology.exchange_declared(
-                    ExchangeRecord(
-                        exchange, kind, durable, auto_delete, internal, dict(arguments or {})
-                    ),
-                    passive=passive,
-                )
-
-        return _then(d, record)
-
-    def exchange_delete(
-        self, exchange: str | None = None, if_unused: bool = False
-    ) -> Deferred[_MethodFrame[spec.Exchange.DeleteOk]]:
-        """Delete an exchange and forget its record and bindings."""
-
-        def forget(frame: Any) -> None:
-            self._service.topology.exchange_deleted(exchange or "")
-
-        return _then(self._current().exchange_delete(exchange, if_unused), forget)
-
-    def exchange_bind(
-        self,
-        destination: str,
-        source: str,
-        routing_key: str = "",
-        arguments: dict[str, Any] | None = None,
-    ) -> Deferred[_MethodFrame[spec.Exchange.BindOk]]:
-        """Bind an exchange to another; recorded for recovery."""
-
-        def record(frame: Any) -> None:
-            self._service.topology.bound(
-                BindingRecord("exchange", destination, source, routing_key, dict(arguments or {}))
-            )
-
-        return _then(
-            self._current().exchange_bind(destination, source, routing_key, arguments),
-            record,
-        )
-
-    def exchange_unbind(
-        self,
-        destination: str | None = None,
-        source: str | None = None,
-        routing_key: str = "",
-        arguments: dict[str, Any] | None = None,
-    ) -> Deferred[_MethodFrame[spec.Exchange.UnbindOk]]:
-        """Remove an exchange-to-exchange binding and forget it."""
-
-        def forget(frame: Any) -> None:
-            self._service.topology.unbound(
-                BindingRecord(
-                    "exchange", destination or "", source or "", routing_key, dict(arguments or {})
-                )
-            )
-
-        return _then(
-            self._current().exchange_unbind(destination, source, routing_key, arguments),
-            forget,
-        )
-
-    def queue_declare(
-        self,
-        queue: str,
-        passive: bool = False,
-        durable: bool = False,
-        exclusive: bool = False,
-        auto_delete: bool = False,
-        arguments: dict[str, Any] | None = None,
-    ) -> Deferred[_MethodFrame[spec.Queue.DeclareOk]]:
-        """Declare a queue; recorded (unless passive) under the name the broker gave.
-
-        A queue declared as ``""`` is server-named: after a reconnection it is
-        declared as ``""`` again and its new name is reported
-        (:class:`~txamqp091.recovery.QueueRenamed`) and used by its bindings and
-        consumers.
-        """
-        d = self._current().queue_declare(
-            queue, passive, durable, exclusive, auto_delete, arguments
-        )
-
-        def record(frame: Any) -> None:
-            name: str = frame.method.queue
-            self._service.topology.queue_declared(
-                QueueRecord(
-                    name, durable, exclusive, auto_delete, dict(arguments or {}), not queue
-                ),
-                passive=passive,
-            )
-
-        return _then(d, record)
-
-    def queue_bind(
-        self,
-        queue: str,
-        exchange: str,
-        routing_key: str | None = None,
-        arguments: dict[str, Any] | None = None,
-    ) -> Deferred[_MethodFrame[spec.Queue.BindOk]]:
-        """Bind a queue to an exchange; recorded for recovery."""
-        key = queue if routing_key is None else routing_key
-
-        def record(frame: Any) -> None:
-            self._service.topology.bound(
-                BindingRecord("queue", queue, exchange, key, dict(arguments or {}))
-            )
-
-        return _then(self._current().queue_bind(queue, exchange, routing_key, arguments), record)
-
-    def queue_unbind(
-        self,
-        queue: str,
-        exchange: str | None = None,
-        routing_key: str | None = None,
-        arguments: dict[str, Any] | None = None,
-    ) -> Deferred[_MethodFrame[spec.Queue.UnbindOk]]:
-        """Remove a queue binding and forget it."""
-        key = queue if routing_key is None else routing_key
-
-        def forget(frame: Any) -> None:
-            self._service.topology.unbound(
-                BindingRecord("queue", queue, exchange or "", key, dict(arguments or {}))
-            )
-
-        return _then(
-            self._current().queue_unbind(queue, exchange, routing_key, arguments),
-            forget,
-        )
-
-    def queue_purge(self, queue: str) -> Deferred[_MethodFrame[spec.Queue.PurgeOk]]:
-        """Purge a queue."""
-        return self._current().queue_purge(queue)
-
-    def queue_delete(
-        self, queue: str, if_unused: bool = False, if_empty: bool = False
-    ) -> Deferred[_MethodFrame[spec.Queue.DeleteOk]]:
-        """Delete a queue and forget its record, bindings and consumers."""
-
-        def forget(frame: Any) -> None:
-            self._service.topology.queue_deleted(queue)
-
-        return _then(self._current().queue_delete(queue, if_unused, if_empty), forget)
-
     # -- closing ---------------------------------------------------------------------
 
     def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> Deferred[None]:
@@ -966,16 +808,6 @@ def _passing_to(outcome: object, wait: Deferred[None]) -> object:
     """Fire *wait* and pass *outcome* on (a handler's end, for ``stopService``)."""
     wait.callback(None)
     return outcome
-
-
-def _then(d: Deferred[_T], effect: Callable[[_T], object]) -> Deferred[_T]:
-    """*d*, with *effect* run on its result (which passes through unchanged)."""
-
-    def run(result: _T) -> _T:
-        effect(result)
-        return result
-
-    return d.addCallback(run)
 
 
 def _checked_message(
