@@ -4,7 +4,7 @@ The top level mirrors pika's, so that ``import txamqp091 as pika`` finds the
 names pika programs use; the connection classes join them as they land.
 """
 
-from txamqp091 import credentials, exceptions, spec
+from txamqp091 import credentials, exceptions, exchange_type, spec
 from txamqp091.credentials import ExternalCredentials, PlainCredentials
 from txamqp091.parameters import ConnectionParameters, SSLOptions, URLParameters
 from txamqp091.spec import BasicProperties, DeliveryMode
@@ -12,6 +12,7 @@ from txamqp091.spec import BasicProperties, DeliveryMode
 __version__ = "0.1.0.dev0"
 
 # The core imports __version__ (client_properties), so it comes after it.
+from txamqp091.blocking import BlockingChannel, BlockingConnection
 from txamqp091.channel import Channel
 from txamqp091.connect import AMQPClientFactory, connect
 from txamqp091.message import ConsumerQueue, ReceivedMessage, ReturnedMessage
@@ -24,6 +25,8 @@ __all__ = [
     "AMQPClientService",
     "AMQPProtocol",
     "BasicProperties",
+    "BlockingChannel",
+    "BlockingConnection",
     "Channel",
     "ConnectionParameters",
     "ConsumerQueue",
@@ -39,5 +42,6 @@ __all__ = [
     "connect",
     "credentials",
     "exceptions",
+    "exchange_type",
     "spec",
 ]

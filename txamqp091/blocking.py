@@ -1,0 +1,673 @@
+"""The Blocking face: pika's ``BlockingConnection`` and ``BlockingChannel`` over the core.
+
+``import txamqp091 as pika`` gives these classes under pika's names. They own only a
+loop (:mod:`txamqp091.blocking_loop`: a socket, a clock, ``selectors``) and the
+conversion of the core's Deferreds into return values and raised exceptions; every
+protocol decision is the core's (:class:`~txamqp091.protocol.AMQPProtocol`,
+:class:`~txamqp091.channel.Channel`).
+
+As in pika, message and event callbacks run only inside
+:meth:`BlockingConnection.process_data_events`, :meth:`BlockingConnection.sleep`,
+:meth:`BlockingChannel.start_consuming` and :meth:`BlockingChannel.consume`.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
+
+from twisted.internet.defer import Deferred
+
+from txamqp091 import spec
+from txamqp091.blocking_loop import SelectorLoop, SocketTransport, Timer
+from txamqp091.channel import Channel
+from txamqp091.codec import MethodFrame
+from txamqp091.connect import _apply_tcp_options
+from txamqp091.exceptions import (
+    AMQPConnectionError,
+    ChannelWrongStateError,
+    ConnectionClosedByClient,
+    ConnectionWrongStateError,
+    DuplicateConsumerTag,
+    ReentrancyError,
+)
+from txamqp091.parameters import ConnectionParameters, Parameters
+from txamqp091.protocol import AMQPProtocol
+
+__all__ = ["BlockingChannel", "BlockingConnection"]
+
+_Delivery = tuple[spec.Method, spec.BasicProperties, bytes]
+OnMessage = Callable[["BlockingChannel", spec.Method, spec.BasicProperties, bytes], object]
+
+
+class BlockingConnection:
+    """A connection whose every call blocks until the broker has answered.
+
+    :param parameters: a :class:`~txamqp091.ConnectionParameters` or
+        :class:`~txamqp091.URLParameters`, or a sequence of them tried in turn, each
+        ``connection_attempts`` times ``retry_delay`` seconds apart (pika's rules);
+        ``None`` for the defaults (``localhost``).
+    :raises AMQPConnectionError: (or a subclass) when no attempt succeeded.
+    """
+
+    def __init__(
+        self, parameters: Parameters | Sequence[Parameters] | None = None, _impl_class: Any = None
+    ) -> None:
+        if parameters is None:
+            candidates: list[Parameters] = [ConnectionParameters()]
+        elif isinstance(parameters, Parameters):
+            candidates = [parameters]
+        elif isinstance(parameters, Sequence) and parameters and not isinstance(parameters, str):
+            candidates = list(parameters)
+            for item in candidates:
+                if not isinstance(item, Parameters):
+                    raise TypeError(f"expected Parameters, not {type(item).__name__}")
+        else:
+            raise TypeError(
+                "parameters must be Parameters, a non-empty sequence of them, or None, not "
+                f"{type(parameters).__name__}"
+            )
+        self._loop = SelectorLoop()
+        self._pending: deque[Callable[[], object]] = deque()
+        self._dispatching = 0
+        self._channels: dict[int, BlockingChannel] = {}
+        self._impl: AMQPProtocol = self._connect_any(candidates)
+        self._impl.add_on_connection_blocked_callback(self._on_blocked)
+        self._impl.add_on_connection_unblocked_callback(self._on_unblocked)
+        self._blocked_callbacks: list[Callable[[BlockingConnection, Any], object]] = []
+        self._unblocked_callbacks: list[Callable[[BlockingConnection, Any], object]] = []
+
+    # -- connecting ------------------------------------------------------------------
+
+    def _connect_any(self, candidates: list[Parameters]) -> AMQPProtocol:
+        last: BaseException | None = None
+        for params in candidates:
+            for attempt in range(params.connection_attempts):
+                if attempt:
+                    time.sleep(params.retry_delay)
+                try:
+                    return self._connect(params)
+                except (AMQPConnectionError, OSError, TimeoutError) as e:
+                    last = e
+                    if not _worth_retrying(e):
+                        raise
+        assert last is not None
+        if isinstance(last, AMQPConnectionError):
+            raise last
+        raise AMQPConnectionError(repr(last)) from last
+
+    def _connect(self, params: Parameters) -> AMQPProtocol:
+        timeout = params.socket_timeout or 10.0
+        try:
+            sock = socket.create_connection((params.host, params.port), timeout=timeout)
+        except TimeoutError as e:
+            raise AMQPConnectionError(
+                f"TCP connect to {params.host}:{params.port} timed out"
+            ) from e
+        except OSError as e:
+            raise AMQPConnectionError(f"{params.host}:{params.port}: {e}") from e
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        protocol = AMQPProtocol(params, self._loop)
+        transport = SocketTransport(self._loop, sock, protocol)
+        _apply_tcp_options(transport, params.tcp_options)
+        protocol.makeConnection(transport)  # type: ignore[no-untyped-call]
+        with self._loop.lock:
+            return self._loop.run_until(protocol.ready)
+
+    # -- waiting ---------------------------------------------------------------------
+
+    def _wait(self, d: Deferred[Any]) -> Any:
+        """Run the loop until *d* fires; its result, or its error raised."""
+        with self._loop.lock:
+            return self._loop.run_until(d)
+
+    def _check_open(self) -> None:
+        if not self._impl.is_open:
+            reason = self._impl.close_reason
+            if reason is not None and not isinstance(reason, ConnectionClosedByClient):
+                raise reason
+            raise ConnectionWrongStateError("the connection is not open")
+
+    def _dispatch(self) -> bool:
+        """Run the callbacks that are due; ``True`` if any ran."""
+        ran = False
+        self._dispatching += 1
+        try:
+            while self._pending:
+                self._pending.popleft()()
+                ran = True
+        finally:
+            self._dispatching -= 1
+        return ran
+
+    # -- pika's API ------------------------------------------------------------------
+
+    def channel(self, channel_number: int | None = None) -> BlockingChannel:
+        """Open a channel (the lowest free number, or *channel_number*)."""
+        self._check_open()
+        impl: Channel = self._wait(self._impl.channel(channel_number))
+        channel = BlockingChannel(impl, self)
+        self._channels[impl.channel_number] = channel
+        return channel
+
+    def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> None:
+        """Close the connection (and its channels) with the AMQP close handshake.
+
+        :raises ConnectionWrongStateError: if it is already closed.
+        """
+        if not self._impl.is_open:
+            raise ConnectionWrongStateError("the connection is already closed")
+        for channel in list(self._channels.values()):
+            if channel.is_open:
+                channel._cancel_consumers_quietly()
+        try:
+            self._wait(self._impl.close(reply_code, reply_text))
+        finally:
+            self._loop.close()
+
+    def process_data_events(self, time_limit: float | None = 0) -> None:
+        """Process I/O and run due callbacks.
+
+        :param time_limit: return after this many seconds at most, earlier once
+            something was processed; ``0`` returns as soon as possible; ``None`` blocks
+            until something happens.
+        """
+        self._check_open()
+        deadline = None if time_limit is None else time.monotonic() + time_limit
+        with self._loop.lock:
+            while not self._pending:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                self._loop.poll(left)
+                if self._pending or (deadline is not None and time.monotonic() >= deadline):
+                    break
+                if not self._impl.is_open:
+                    break
+        self._dispatch()
+        self._check_open()
+
+    def sleep(self, duration: float) -> None:
+        """Wait *duration* seconds while processing I/O and callbacks."""
+        deadline = time.monotonic() + duration
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.process_data_events(left)
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
+        """Call ``callback()`` after *delay* seconds, from the loop (inside
+        ``process_data_events`` and friends)."""
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        return self._loop.callLater(delay, lambda: self._pending.append(callback))
+
+    def remove_timeout(self, timeout_id: Timer) -> None:
+        """Cancel a :meth:`call_later` timer."""
+        if timeout_id.active():
+            timeout_id.cancel()
+
+    def add_callback_threadsafe(self, callback: Callable[[], object]) -> None:
+        """Have ``callback()`` run by the connection's thread at its next loop turn; safe
+        from any thread."""
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        self._loop.call_threadsafe(lambda: self._pending.append(callback))
+
+    def add_on_connection_blocked_callback(
+        self, callback: Callable[[BlockingConnection, Any], object]
+    ) -> None:
+        """Call ``callback(connection, method_frame)`` when the broker blocks publishers."""
+        self._blocked_callbacks.append(callback)
+
+    def add_on_connection_unblocked_callback(
+        self, callback: Callable[[BlockingConnection, Any], object]
+    ) -> None:
+        """Call ``callback(connection, method_frame)`` when the broker unblocks them."""
+        self._unblocked_callbacks.append(callback)
+
+    def _on_blocked(self, _: AMQPProtocol, method: spec.Method) -> None:
+        frame = MethodFrame(0, method)
+        for cb in list(self._blocked_callbacks):
+            self._pending.append(lambda cb=cb: cb(self, frame))  # type: ignore[misc]
+
+    def _on_unblocked(self, _: AMQPProtocol, method: spec.Method) -> None:
+        frame = MethodFrame(0, method)
+        for cb in list(self._unblocked_callbacks):
+            self._pending.append(lambda cb=cb: cb(self, frame))  # type: ignore[misc]
+
+    def update_secret(self, new_secret: str, reason: str) -> None:
+        """Replace the credentials' secret (``Connection.UpdateSecret``)."""
+        self._check_open()
+        self._wait(self._impl.update_secret(new_secret, reason))
+
+    @property
+    def is_open(self) -> bool:
+        """``True`` while the connection is open."""
+        return self._impl.is_open
+
+    @property
+    def is_closed(self) -> bool:
+        """``True`` once it is closed."""
+        return self._impl.is_closed
+
+    @property
+    def basic_nack_supported(self) -> bool:
+        """Whether the broker supports ``Basic.Nack``."""
+        return self._impl.basic_nack_supported
+
+    @property
+    def consumer_cancel_notify_supported(self) -> bool:
+        """Whether the broker sends ``Basic.Cancel`` to consumers."""
+        return self._impl.consumer_cancel_notify_supported
+
+    @property
+    def exchange_exchange_bindings_supported(self) -> bool:
+        """Whether the broker supports exchange-to-exchange bindings."""
+        return self._impl.exchange_exchange_bindings_supported
+
+    @property
+    def publisher_confirms_supported(self) -> bool:
+        """Whether the broker supports publisher confirms."""
+        return self._impl.publisher_confirms_supported
+
+    # pika's older names.
+    basic_nack = basic_nack_supported
+    consumer_cancel_notify = consumer_cancel_notify_supported
+    exchange_exchange_bindings = exchange_exchange_bindings_supported
+    publisher_confirms = publisher_confirms_supported
+
+    def __enter__(self) -> BlockingConnection:
+        return self
+
+    def __exit__(self, exc_type: Any, value: Any, traceback: Any) -> None:
+        if self.is_open:
+            self.close()
+
+    def __repr__(self) -> str:
+        return f"<BlockingConnection {self._impl!r}>"
+
+
+def _worth_retrying(error: BaseException) -> bool:
+    """A refused login or vhost is not retried (as in pika)."""
+    from txamqp091.exceptions import ProbableAccessDeniedError, ProbableAuthenticationError
+
+    return not isinstance(error, ProbableAuthenticationError | ProbableAccessDeniedError)
+
+
+class _ConsumeGenerator:
+    """The state of one :meth:`BlockingChannel.consume` generator."""
+
+    def __init__(self, tag: str, auto_ack: bool) -> None:
+        self.tag = tag
+        self.auto_ack = auto_ack
+        self.messages: deque[_Delivery] = deque()
+
+
+class BlockingChannel:
+    """A channel whose every call blocks until done; made by
+    :meth:`BlockingConnection.channel`."""
+
+    def __init__(self, channel_impl: Channel, connection: BlockingConnection) -> None:
+        self._impl = channel_impl
+        self._connection = connection
+        self._consumers: dict[str, OnMessage] = {}
+        self._generator: _ConsumeGenerator | None = None
+        self._consuming = False
+        self._stop_requested = False
+
+    def __repr__(self) -> str:
+        return f"<BlockingChannel number={self.channel_number} {self._impl!r}>"
+
+    # -- state ---------------------------------------------------------------------
+
+    @property
+    def channel_number(self) -> int:
+        """The channel's number."""
+        return self._impl.channel_number
+
+    @property
+    def connection(self) -> BlockingConnection:
+        """The connection."""
+        return self._connection
+
+    @property
+    def is_open(self) -> bool:
+        """``True`` while open."""
+        return self._impl.is_open
+
+    @property
+    def is_closed(self) -> bool:
+        """``True`` once closed."""
+        return self._impl.is_closed
+
+    @property
+    def consumer_tags(self) -> list[str]:
+        """Tags of the active consumers."""
+        return list(self._consumers)
+
+    def _wait(self, d: Deferred[Any]) -> Any:
+        return self._connection._wait(d)
+
+    def _check(self) -> None:
+        """Raise the channel's or the connection's closing error, as pika does."""
+        self._connection._check_open()
+        if not self._impl.is_open:
+            reason = self._impl.close_reason
+            raise ChannelWrongStateError(f"channel {self.channel_number} is closed") from reason
+
+    def __enter__(self) -> BlockingChannel:
+        return self
+
+    def __exit__(self, exc_type: Any, value: Any, traceback: Any) -> None:
+        if self.is_open:
+            self.close()
+
+    def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> None:
+        """Close the channel."""
+        self._check()
+        self._cancel_consumers_quietly()
+        self._connection._wait(self._impl.close(reply_code, reply_text))
+        self._connection._channels.pop(self.channel_number, None)
+
+    def _cancel_consumers_quietly(self) -> None:
+        self._consumers.clear()
+        self._generator = None
+
+    # -- consuming -------------------------------------------------------------------
+
+    def basic_consume(
+        self,
+        queue: str,
+        on_message_callback: OnMessage,
+        auto_ack: bool = False,
+        exclusive: bool = False,
+        consumer_tag: str | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> str:
+        """Start a consumer; ``on_message_callback(channel, method, properties, body)``
+        runs inside ``start_consuming`` / ``process_data_events``.
+
+        :returns: the consumer tag.
+        """
+        self._check()
+        if not callable(on_message_callback):
+            raise TypeError("on_message_callback must be callable")
+        if consumer_tag is not None and consumer_tag in self._consumers:
+            raise DuplicateConsumerTag(consumer_tag)
+        pending = self._connection._pending
+
+        def delivered(_: Channel, method: Any, properties: Any, body: bytes) -> None:
+            tag = method.consumer_tag
+
+            def run() -> None:
+                callback = self._consumers.get(tag)
+                if callback is not None:
+                    callback(self, method, properties, body)
+
+            pending.append(run)
+
+        tag: str = self._wait(
+            self._impl.basic_consume(
+                queue, delivered, auto_ack, exclusive, consumer_tag, arguments
+            )
+        )
+        self._consumers[tag] = on_message_callback
+        return tag
+
+    def basic_cancel(self, consumer_tag: str) -> list[_Delivery]:
+        """Cancel a consumer.
+
+        :returns: ``[]`` (messages already received are not handed back).
+        """
+        self._check()
+        self._wait(self._impl.basic_cancel(consumer_tag))
+        self._consumers.pop(consumer_tag, None)
+        return []
+
+    def start_consuming(self) -> None:
+        """Run consumer callbacks until :meth:`stop_consuming` or no consumer is left.
+
+        :raises ReentrancyError: when called from a callback.
+        """
+        if self._connection._dispatching:
+            raise ReentrancyError("start_consuming may not be called from a callback")
+        self._stop_requested = False
+        while self._consumers and not self._stop_requested:
+            self._connection.process_data_events(time_limit=None)
+
+    def stop_consuming(self, consumer_tag: str | None = None) -> None:
+        """Cancel one consumer, or all, and make ``start_consuming`` return."""
+        tags = [consumer_tag] if consumer_tag is not None else list(self._consumers)
+        for tag in tags:
+            if tag in self._consumers and self.is_open:
+                self.basic_cancel(tag)
+        self._stop_requested = True
+
+    def consume(
+        self,
+        queue: str,
+        auto_ack: bool = False,
+        exclusive: bool = False,
+        arguments: dict[str, Any] | None = None,
+        inactivity_timeout: float | None = None,
+    ) -> Generator[_Delivery | tuple[None, None, None], None, None]:
+        """Yield ``(method, properties, body)`` for each message of *queue*; with
+        *inactivity_timeout*, ``(None, None, None)`` after that many seconds without
+        one. :meth:`cancel` ends it."""
+        self._check()
+        if self._generator is None:
+            generator = _ConsumeGenerator("", auto_ack)
+
+            def delivered(_: Channel, method: Any, properties: Any, body: bytes) -> None:
+                generator.messages.append((method, properties, body))
+
+            tag = self._wait(
+                self._impl.basic_consume(queue, delivered, auto_ack, exclusive, None, arguments)
+            )
+            generator.tag = tag
+            self._generator = generator
+        generator = self._generator
+        while self._generator is generator:
+            if generator.messages:
+                yield generator.messages.popleft()
+                continue
+            self._connection.process_data_events(time_limit=inactivity_timeout)
+            if not generator.messages and inactivity_timeout is not None:
+                yield (None, None, None)
+
+    def get_waiting_message_count(self) -> int:
+        """How many messages the consume generator holds, not yet yielded."""
+        return len(self._generator.messages) if self._generator is not None else 0
+
+    def cancel(self) -> int:
+        """End the consume generator, requeueing the messages it holds.
+
+        :returns: how many messages were requeued.
+        """
+        generator = self._generator
+        if generator is None:
+            return 0
+        self._generator = None
+        if self.is_open:
+            self._wait(self._impl.basic_cancel(generator.tag))
+        count = 0
+        if not generator.auto_ack and generator.messages and self.is_open:
+            for method, _, _ in generator.messages:
+                self._impl.basic_nack(method.delivery_tag, False, True)  # type: ignore[attr-defined]
+                count += 1
+        generator.messages.clear()
+        return count
+
+    def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
+        """Acknowledge a delivery."""
+        self._check()
+        self._impl.basic_ack(delivery_tag, multiple)
+
+    def basic_nack(
+        self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True
+    ) -> None:
+        """Reject deliveries."""
+        self._check()
+        self._impl.basic_nack(delivery_tag, multiple, requeue)
+
+    def basic_reject(self, delivery_tag: int = 0, requeue: bool = True) -> None:
+        """Reject a delivery."""
+        self._check()
+        self._impl.basic_reject(delivery_tag, requeue)
+
+    def basic_get(self, queue: str, auto_ack: bool = False) -> _Delivery | tuple[None, None, None]:
+        """Fetch one message: ``(method, properties, body)``, or ``(None, None, None)``."""
+        self._check()
+        message = self._wait(self._impl.basic_get(queue, auto_ack))
+        if message is None:
+            return (None, None, None)
+        return (message.method, message.properties, message.body)
+
+    # -- publishing ------------------------------------------------------------------
+
+    def basic_publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes | str,
+        properties: spec.BasicProperties | None = None,
+        mandatory: bool = False,
+    ) -> None:
+        """Publish; in confirm mode, wait for the confirm.
+
+        :raises UnroutableError: (confirm mode) the mandatory message was returned.
+        :raises NackError: (confirm mode) the broker refused it.
+        """
+        self._check()
+        d = self._impl.basic_publish(exchange, routing_key, body, properties, mandatory)
+        if self._impl.confirming:
+            self._wait(d)
+
+    def confirm_delivery(self) -> None:
+        """Turn on publisher confirms: ``basic_publish`` then waits for each."""
+        self._check()
+        self._wait(self._impl.confirm_delivery())
+
+    def basic_qos(
+        self, prefetch_size: int = 0, prefetch_count: int = 0, global_qos: bool = False
+    ) -> None:
+        """Set the prefetch window."""
+        self._check()
+        self._wait(self._impl.basic_qos(prefetch_size, prefetch_count, global_qos))
+
+    def basic_recover(self, requeue: bool = False) -> None:
+        """Redeliver unacknowledged messages."""
+        self._check()
+        self._wait(self._impl.basic_recover(requeue))
+
+    # -- topology (the reply method frame is returned, as in pika) -------------------
+
+    def exchange_declare(
+        self,
+        exchange: str,
+        exchange_type: str = "direct",
+        passive: bool = False,
+        durable: bool = False,
+        auto_delete: bool = False,
+        internal: bool = False,
+        arguments: dict[str, Any] | None = None,
+    ) -> Any:
+        """Declare an exchange; returns the ``Exchange.DeclareOk`` frame."""
+        self._check()
+        return self._wait(
+            self._impl.exchange_declare(
+                exchange, exchange_type, passive, durable, auto_delete, internal, arguments
+            )
+        )
+
+    def exchange_delete(self, exchange: str | None = None, if_unused: bool = False) -> Any:
+        """Delete an exchange."""
+        self._check()
+        return self._wait(self._impl.exchange_delete(exchange, if_unused))
+
+    def exchange_bind(
+        self,
+        destination: str,
+        source: str,
+        routing_key: str = "",
+        arguments: dict[str, Any] | None = None,
+    ) -> Any:
+        """Bind an exchange to another."""
+        self._check()
+        return self._wait(self._impl.exchange_bind(destination, source, routing_key, arguments))
+
+    def exchange_unbind(
+        self,
+        destination: str | None = None,
+        source: str | None = None,
+        routing_key: str = "",
+        arguments: dict[str, Any] | None = None,
+    ) -> Any:
+        """Remove an exchange-to-exchange binding."""
+        self._check()
+        return self._wait(self._impl.exchange_unbind(destination, source, routing_key, arguments))
+
+    def queue_declare(
+        self,
+        queue: str,
+        passive: bool = False,
+        durable: bool = False,
+        exclusive: bool = False,
+        auto_delete: bool = False,
+        arguments: dict[str, Any] | None = None,
+    ) -> Any:
+        """Declare a queue; returns the ``Queue.DeclareOk`` frame (``.method.queue``)."""
+        self._check()
+        return self._wait(
+            self._impl.queue_declare(queue, passive, durable, exclusive, auto_delete, arguments)
+        )
+
+    def queue_delete(self, queue: str, if_unused: bool = False, if_empty: bool = False) -> Any:
+        """Delete a queue."""
+        self._check()
+        return self._wait(self._impl.queue_delete(queue, if_unused, if_empty))
+
+    def queue_purge(self, queue: str) -> Any:
+        """Purge a queue."""
+        self._check()
+        return self._wait(self._impl.queue_purge(queue))
+
+    def queue_bind(
+        self,
+        queue: str,
+        exchange: str,
+        routing_key: str | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> Any:
+        """Bind a queue."""
+        self._check()
+        return self._wait(self._impl.queue_bind(queue, exchange, routing_key, arguments))
+
+    def queue_unbind(
+        self,
+        queue: str,
+        exchange: str | None = None,
+        routing_key: str | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> Any:
+        """Unbind a queue."""
+        self._check()
+        return self._wait(self._impl.queue_unbind(queue, exchange, routing_key, arguments))
+
+    def tx_select(self) -> Any:
+        """Turn on transactions."""
+        self._check()
+        return self._wait(self._impl.tx_select())
+
+    def tx_commit(self) -> Any:
+        """Commit."""
+        self._check()
+        return self._wait(self._impl.tx_commit())
+
+    def tx_rollback(self) -> Any:
+        """Roll back."""
+        self._check()
+        return self._wait(self._impl.tx_rollback())
