@@ -247,6 +247,19 @@ class ConfirmAndRPCTests(ExampleTestCase):
         self.assertIn("received 3 replies", out)
 
 
+class BlockingExampleTests(ExampleTestCase):
+    """blocking_publish.py: a pika program run with ``import txamqp091 as pika``."""
+
+    def test_blocking_publish(self) -> None:
+        """Confirmed publishes, then the consume generator reads them all back and ends
+        on inactivity; nothing is left to requeue."""
+        out = self.run_ok("blocking_publish.py", "--count", "5")
+        self.assertIn("published 5 messages, each confirmed", out)
+        for n in range(5):
+            self.assertIn(f"received message {n} (text/plain)", out)
+        self.assertIn("received 5, requeued 0", out)
+
+
 class TLSExampleTests(SynchronousTestCase):
     """tls_connect.py: its usage, and connections to the TLS test node."""
 
