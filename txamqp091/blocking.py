@@ -13,16 +13,18 @@ As in pika, message and event callbacks run only inside
 
 from __future__ import annotations
 
+import functools
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from twisted.internet.defer import Deferred
 
 from txamqp091 import spec
-from txamqp091.blocking_loop import SelectorLoop, SocketTransport, Timer
+from txamqp091.blocking_loop import HIGH_WATER, SelectorLoop, SocketTransport, Timer
 from txamqp091.channel import Channel
 from txamqp091.codec import MethodFrame
 from txamqp091.connect import _apply_tcp_options
@@ -38,6 +40,21 @@ from txamqp091.parameters import ConnectionParameters, Parameters
 from txamqp091.protocol import AMQPProtocol
 
 __all__ = ["BlockingChannel", "BlockingConnection"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _locked(method: Callable[Concatenate[Any, _P], _R]) -> Callable[Concatenate[Any, _P], _R]:
+    """Run *method* holding the connection's lock: one thread at a time drives the
+    core, so several threads may share a connection."""
+
+    def locked(self: Any, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return cast(Callable[Concatenate[Any, _P], _R], functools.wraps(method)(locked))
+
 
 _Delivery = tuple[spec.Method, spec.BasicProperties, bytes]
 OnMessage = Callable[["BlockingChannel", spec.Method, spec.BasicProperties, bytes], object]
@@ -71,6 +88,7 @@ class BlockingConnection:
                 f"{type(parameters).__name__}"
             )
         self._loop = SelectorLoop()
+        self._lock = self._loop.lock
         self._pending: deque[Callable[[], object]] = deque()
         self._dispatching = 0
         self._channels: dict[int, BlockingChannel] = {}
@@ -79,6 +97,15 @@ class BlockingConnection:
         self._impl.add_on_connection_unblocked_callback(self._on_unblocked)
         self._blocked_callbacks: list[Callable[[BlockingConnection, Any], object]] = []
         self._unblocked_callbacks: list[Callable[[BlockingConnection, Any], object]] = []
+        self._keeper: _HeartbeatKeeper | None = None
+        if self._impl.heartbeat > 0:
+            self._keeper = _HeartbeatKeeper(self._loop, self._impl.heartbeat / 2)
+            self._impl.add_on_close_callback(lambda *_: self._stop_keeper())
+
+    def _stop_keeper(self) -> None:
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            keeper.stop()
 
     # -- connecting ------------------------------------------------------------------
 
@@ -111,7 +138,7 @@ class BlockingConnection:
             raise AMQPConnectionError(f"{params.host}:{params.port}: {e}") from e
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         protocol = AMQPProtocol(params, self._loop)
-        transport = SocketTransport(self._loop, sock, protocol)
+        transport = self._transport = SocketTransport(self._loop, sock, protocol)
         _apply_tcp_options(transport, params.tcp_options)
         protocol.makeConnection(transport)  # type: ignore[no-untyped-call]
         with self._loop.lock:
@@ -123,6 +150,12 @@ class BlockingConnection:
         """Run the loop until *d* fires; its result, or its error raised."""
         with self._loop.lock:
             return self._loop.run_until(d)
+
+    def _drain(self) -> None:
+        """Run the loop until the socket has taken most of what was written."""
+        transport = self._transport
+        while transport.buffered > HIGH_WATER // 4 and not transport.disconnected:
+            self._loop.poll(None)
 
     def _check_open(self) -> None:
         if not self._impl.is_open:
@@ -145,6 +178,7 @@ class BlockingConnection:
 
     # -- pika's API ------------------------------------------------------------------
 
+    @_locked
     def channel(self, channel_number: int | None = None) -> BlockingChannel:
         """Open a channel (the lowest free number, or *channel_number*)."""
         self._check_open()
@@ -153,6 +187,7 @@ class BlockingConnection:
         self._channels[impl.channel_number] = channel
         return channel
 
+    @_locked
     def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> None:
         """Close the connection (and its channels) with the AMQP close handshake.
 
@@ -166,6 +201,7 @@ class BlockingConnection:
         try:
             self._wait(self._impl.close(reply_code, reply_text))
         finally:
+            self._stop_keeper()
             self._loop.close()
 
     def process_data_events(self, time_limit: float | None = 0) -> None:
@@ -197,6 +233,7 @@ class BlockingConnection:
                 break
             self.process_data_events(left)
 
+    @_locked
     def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
         """Call ``callback()`` after *delay* seconds, from the loop (inside
         ``process_data_events`` and friends)."""
@@ -204,6 +241,7 @@ class BlockingConnection:
             raise TypeError("callback must be callable")
         return self._loop.callLater(delay, lambda: self._pending.append(callback))
 
+    @_locked
     def remove_timeout(self, timeout_id: Timer) -> None:
         """Cancel a :meth:`call_later` timer."""
         if timeout_id.active():
@@ -238,6 +276,7 @@ class BlockingConnection:
         for cb in list(self._unblocked_callbacks):
             self._pending.append(lambda cb=cb: cb(self, frame))  # type: ignore[misc]
 
+    @_locked
     def update_secret(self, new_secret: str, reason: str) -> None:
         """Replace the credentials' secret (``Connection.UpdateSecret``)."""
         self._check_open()
@@ -290,6 +329,44 @@ class BlockingConnection:
         return f"<BlockingConnection {self._impl!r}>"
 
 
+class _HeartbeatKeeper:
+    """Keeps the connection alive while the application is away from the library.
+
+    pika sends heartbeats only while the application is inside one of its calls, so a
+    long message callback or a long pause between publishes loses the connection.
+    This daemon thread wakes every half heartbeat interval and, when no other thread
+    is driving the connection (the lock is free), runs one non-blocking turn of the
+    loop: it reads what arrived (the broker's heartbeats), sends ours when due, and
+    queues deliveries for the application's next call. It never runs application
+    callbacks.
+    """
+
+    def __init__(self, loop: SelectorLoop, interval: float) -> None:
+        self._loop = loop
+        self._interval = interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="txamqp091-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            if not self._loop.lock.acquire(blocking=False):
+                continue  # another thread is driving the loop: it keeps us alive
+            try:
+                if not self._stopped.is_set():
+                    self._loop.poll(0)
+            except Exception:  # pragma: no cover - the next call reports the state
+                pass
+            finally:
+                self._loop.lock.release()
+
+    def stop(self) -> None:
+        """Stop the thread (waits for it unless called from it)."""
+        self._stopped.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+
 def _worth_retrying(error: BaseException) -> bool:
     """A refused login or vhost is not retried (as in pika)."""
     from txamqp091.exceptions import ProbableAccessDeniedError, ProbableAuthenticationError
@@ -313,6 +390,7 @@ class BlockingChannel:
     def __init__(self, channel_impl: Channel, connection: BlockingConnection) -> None:
         self._impl = channel_impl
         self._connection = connection
+        self._lock = connection._lock
         self._consumers: dict[str, OnMessage] = {}
         self._generator: _ConsumeGenerator | None = None
         self._consuming = False
@@ -365,6 +443,7 @@ class BlockingChannel:
         if self.is_open:
             self.close()
 
+    @_locked
     def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> None:
         """Close the channel."""
         self._check()
@@ -378,6 +457,7 @@ class BlockingChannel:
 
     # -- consuming -------------------------------------------------------------------
 
+    @_locked
     def basic_consume(
         self,
         queue: str,
@@ -417,6 +497,7 @@ class BlockingChannel:
         self._consumers[tag] = on_message_callback
         return tag
 
+    @_locked
     def basic_cancel(self, consumer_tag: str) -> list[_Delivery]:
         """Cancel a consumer.
 
@@ -438,6 +519,7 @@ class BlockingChannel:
         while self._consumers and not self._stop_requested:
             self._connection.process_data_events(time_limit=None)
 
+    @_locked
     def stop_consuming(self, consumer_tag: str | None = None) -> None:
         """Cancel one consumer, or all, and make ``start_consuming`` return."""
         tags = [consumer_tag] if consumer_tag is not None else list(self._consumers)
@@ -482,6 +564,7 @@ class BlockingChannel:
         """How many messages the consume generator holds, not yet yielded."""
         return len(self._generator.messages) if self._generator is not None else 0
 
+    @_locked
     def cancel(self) -> int:
         """End the consume generator, requeueing the messages it holds.
 
@@ -501,11 +584,13 @@ class BlockingChannel:
         generator.messages.clear()
         return count
 
+    @_locked
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
         """Acknowledge a delivery."""
         self._check()
         self._impl.basic_ack(delivery_tag, multiple)
 
+    @_locked
     def basic_nack(
         self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True
     ) -> None:
@@ -513,11 +598,13 @@ class BlockingChannel:
         self._check()
         self._impl.basic_nack(delivery_tag, multiple, requeue)
 
+    @_locked
     def basic_reject(self, delivery_tag: int = 0, requeue: bool = True) -> None:
         """Reject a delivery."""
         self._check()
         self._impl.basic_reject(delivery_tag, requeue)
 
+    @_locked
     def basic_get(self, queue: str, auto_ack: bool = False) -> _Delivery | tuple[None, None, None]:
         """Fetch one message: ``(method, properties, body)``, or ``(None, None, None)``."""
         self._check()
@@ -528,6 +615,7 @@ class BlockingChannel:
 
     # -- publishing ------------------------------------------------------------------
 
+    @_locked
     def basic_publish(
         self,
         exchange: str,
@@ -545,12 +633,17 @@ class BlockingChannel:
         d = self._impl.basic_publish(exchange, routing_key, body, properties, mandatory)
         if self._impl.confirming:
             self._wait(d)
+        elif self._connection._transport.buffered > HIGH_WATER:
+            # The socket is not keeping up: send before taking more (bounded memory).
+            self._connection._drain()
 
+    @_locked
     def confirm_delivery(self) -> None:
         """Turn on publisher confirms: ``basic_publish`` then waits for each."""
         self._check()
         self._wait(self._impl.confirm_delivery())
 
+    @_locked
     def basic_qos(
         self, prefetch_size: int = 0, prefetch_count: int = 0, global_qos: bool = False
     ) -> None:
@@ -558,6 +651,7 @@ class BlockingChannel:
         self._check()
         self._wait(self._impl.basic_qos(prefetch_size, prefetch_count, global_qos))
 
+    @_locked
     def basic_recover(self, requeue: bool = False) -> None:
         """Redeliver unacknowledged messages."""
         self._check()
@@ -565,6 +659,7 @@ class BlockingChannel:
 
     # -- topology (the reply method frame is returned, as in pika) -------------------
 
+    @_locked
     def exchange_declare(
         self,
         exchange: str,
@@ -583,11 +678,13 @@ class BlockingChannel:
             )
         )
 
+    @_locked
     def exchange_delete(self, exchange: str | None = None, if_unused: bool = False) -> Any:
         """Delete an exchange."""
         self._check()
         return self._wait(self._impl.exchange_delete(exchange, if_unused))
 
+    @_locked
     def exchange_bind(
         self,
         destination: str,
@@ -599,6 +696,7 @@ class BlockingChannel:
         self._check()
         return self._wait(self._impl.exchange_bind(destination, source, routing_key, arguments))
 
+    @_locked
     def exchange_unbind(
         self,
         destination: str | None = None,
@@ -610,6 +708,7 @@ class BlockingChannel:
         self._check()
         return self._wait(self._impl.exchange_unbind(destination, source, routing_key, arguments))
 
+    @_locked
     def queue_declare(
         self,
         queue: str,
@@ -625,16 +724,19 @@ class BlockingChannel:
             self._impl.queue_declare(queue, passive, durable, exclusive, auto_delete, arguments)
         )
 
+    @_locked
     def queue_delete(self, queue: str, if_unused: bool = False, if_empty: bool = False) -> Any:
         """Delete a queue."""
         self._check()
         return self._wait(self._impl.queue_delete(queue, if_unused, if_empty))
 
+    @_locked
     def queue_purge(self, queue: str) -> Any:
         """Purge a queue."""
         self._check()
         return self._wait(self._impl.queue_purge(queue))
 
+    @_locked
     def queue_bind(
         self,
         queue: str,
@@ -646,6 +748,7 @@ class BlockingChannel:
         self._check()
         return self._wait(self._impl.queue_bind(queue, exchange, routing_key, arguments))
 
+    @_locked
     def queue_unbind(
         self,
         queue: str,
@@ -657,16 +760,19 @@ class BlockingChannel:
         self._check()
         return self._wait(self._impl.queue_unbind(queue, exchange, routing_key, arguments))
 
+    @_locked
     def tx_select(self) -> Any:
         """Turn on transactions."""
         self._check()
         return self._wait(self._impl.tx_select())
 
+    @_locked
     def tx_commit(self) -> Any:
         """Commit."""
         self._check()
         return self._wait(self._impl.tx_commit())
 
+    @_locked
     def tx_rollback(self) -> Any:
         """Roll back."""
         self._check()

@@ -279,6 +279,11 @@ class SocketTransport:
         sock.setblocking(False)
         loop.register(sock, self)
 
+    @property
+    def buffered(self) -> int:
+        """Bytes written but not yet taken by the socket."""
+        return self._out_bytes
+
     # -- ITransport --------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
