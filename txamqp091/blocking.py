@@ -391,6 +391,7 @@ class BlockingChannel:
         self._impl = channel_impl
         self._connection = connection
         self._lock = connection._lock
+        channel_impl.add_on_cancel_callback(self._on_broker_cancel)
         self._consumers: dict[str, OnMessage] = {}
         self._generator: _ConsumeGenerator | None = None
         self._consuming = False
@@ -450,6 +451,46 @@ class BlockingChannel:
         self._cancel_consumers_quietly()
         self._connection._wait(self._impl.close(reply_code, reply_text))
         self._connection._channels.pop(self.channel_number, None)
+
+    def add_on_return_callback(
+        self,
+        callback: Callable[[BlockingChannel, spec.Method, spec.BasicProperties, bytes], object],
+    ) -> None:
+        """Call ``callback(channel, method, properties, body)`` for each message the broker
+        returns (``Basic.Return``), inside ``process_data_events`` and friends."""
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        pending = self._connection._pending
+
+        def returned(_: Channel, method: spec.Method, properties: Any, body: bytes) -> None:
+            pending.append(lambda: callback(self, method, properties, body))
+
+        self._impl.add_on_return_callback(returned)
+
+    def add_on_cancel_callback(self, callback: Callable[[Any], object]) -> None:
+        """Call ``callback(method_frame)`` when the broker cancels a consumer (its
+        queue was deleted, for instance), inside ``process_data_events`` and friends."""
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        pending = self._connection._pending
+        self._impl.add_on_cancel_callback(lambda frame: pending.append(lambda: callback(frame)))
+
+    def _on_broker_cancel(self, frame: Any) -> None:
+        tag = frame.method.consumer_tag
+        self._consumers.pop(tag, None)
+        generator = self._generator
+        if generator is not None and generator.tag == tag:
+            self._generator = None
+
+    @_locked
+    def flow(self, active: bool) -> bool:
+        """``Channel.Flow`` (RabbitMQ refuses ``flow(False)`` by closing the connection).
+
+        :returns: the broker's ``active`` answer.
+        """
+        self._check()
+        frame = self._wait(self._impl.flow(active))
+        return bool(frame.method.active)
 
     def _cancel_consumers_quietly(self) -> None:
         self._consumers.clear()
@@ -516,6 +557,7 @@ class BlockingChannel:
         if self._connection._dispatching:
             raise ReentrancyError("start_consuming may not be called from a callback")
         self._stop_requested = False
+        self._connection._dispatch()  # callbacks already due (a cancel, deliveries)
         while self._consumers and not self._stop_requested:
             self._connection.process_data_events(time_limit=None)
 
