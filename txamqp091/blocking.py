@@ -36,6 +36,7 @@ from txamqp091.exceptions import (
     DuplicateConsumerTag,
     ReentrancyError,
 )
+from txamqp091.exchange_type import ExchangeType
 from txamqp091.parameters import ConnectionParameters, Parameters
 from txamqp091.protocol import AMQPProtocol
 
@@ -367,6 +368,10 @@ class _HeartbeatKeeper:
             self._thread.join()
 
 
+def _nothing() -> None:
+    """A callback that does nothing (wakes ``process_data_events``)."""
+
+
 def _worth_retrying(error: BaseException) -> bool:
     """A refused login or vhost is not retried (as in pika)."""
     from txamqp091.exceptions import ProbableAccessDeniedError, ProbableAuthenticationError
@@ -587,6 +592,8 @@ class BlockingChannel:
 
             def delivered(_: Channel, method: Any, properties: Any, body: bytes) -> None:
                 generator.messages.append((method, properties, body))
+                # Something to process: ends the generator's wait in process_data_events.
+                self._connection._pending.append(_nothing)
 
             tag = self._wait(
                 self._impl.basic_consume(queue, delivered, auto_ack, exclusive, None, arguments)
@@ -705,7 +712,7 @@ class BlockingChannel:
     def exchange_declare(
         self,
         exchange: str,
-        exchange_type: str = "direct",
+        exchange_type: str | ExchangeType = "direct",
         passive: bool = False,
         durable: bool = False,
         auto_delete: bool = False,

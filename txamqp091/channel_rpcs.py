@@ -15,6 +15,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 
 from txamqp091 import codec, spec
+from txamqp091.exchange_type import ExchangeType
 
 __all__ = ["ChannelRPCs", "check_bool", "check_str", "check_table"]
 
@@ -74,7 +75,7 @@ class ChannelRPCs:
     def exchange_declare(
         self,
         exchange: str,
-        exchange_type: str = "direct",
+        exchange_type: str | ExchangeType = "direct",
         passive: bool = False,
         durable: bool = False,
         auto_delete: bool = False,
@@ -82,8 +83,7 @@ class ChannelRPCs:
         arguments: dict[str, Any] | None = None,
     ) -> Deferred[_MethodFrame[spec.Exchange.DeclareOk]]:
         """Declare an exchange; fires with the ``Exchange.DeclareOk`` frame."""
-        kind = getattr(exchange_type, "value", exchange_type)
-        check_str(kind, "exchange_type")
+        kind = check_str(getattr(exchange_type, "value", exchange_type), "exchange_type")
         for name, flag in (
             ("passive", passive),
             ("durable", durable),

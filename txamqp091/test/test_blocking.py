@@ -1,0 +1,451 @@
+"""Tests of the Blocking face (:mod:`txamqp091.blocking`) against the real broker.
+
+These are plain :class:`unittest.TestCase` tests (trial runs them too): the Blocking face
+runs its own loop in the calling thread, no reactor is involved. The face's own blocking
+calls (with timeouts) are the only synchronisation.
+"""
+
+from __future__ import annotations
+
+import threading
+import unittest
+from typing import Any
+
+import txamqp091 as pika
+from txamqp091.test.broker import amqp_url, ensure_broker
+from txamqp091.test.integration import unique_name
+
+#: Upper bound for a single wait (only reached when something is broken).
+WAIT = 5.0
+
+
+class BlockingTestCase(unittest.TestCase):
+    """Opens connections closed at cleanup; deletes the queues/exchanges it declares."""
+
+    def setUp(self) -> None:
+        self.host, self.port = ensure_broker()
+
+    def params(self, **kw: Any) -> pika.ConnectionParameters:
+        """Parameters for the test broker (guest/guest)."""
+        kw.setdefault("host", self.host)
+        kw.setdefault("port", self.port)
+        return pika.ConnectionParameters(**kw)
+
+    def connect(self) -> pika.BlockingConnection:
+        """A connection closed when the test ends."""
+        conn = pika.BlockingConnection(pika.URLParameters(amqp_url()))
+        self.addCleanup(self._close, conn)
+        return conn
+
+    @staticmethod
+    def _close(conn: pika.BlockingConnection) -> None:
+        if conn.is_open:
+            conn.close()
+
+    def channel(self) -> pika.BlockingChannel:
+        """A channel on a new connection (closed at cleanup)."""
+        return self.connect().channel()
+
+    def queue(self, channel: pika.BlockingChannel, **kw: Any) -> str:
+        """Declare a uniquely named queue deleted when the test ends."""
+        name = unique_name("txamqp091-blocking-q")
+        frame = channel.queue_declare(name, **kw)
+        self.assertEqual(frame.method.queue, name)
+        self.addCleanup(self._delete, "queue", name)
+        return name
+
+    def exchange(
+        self, channel: pika.BlockingChannel, exchange_type: pika.exchange_type.ExchangeType
+    ) -> str:
+        """Declare a uniquely named exchange deleted when the test ends."""
+        name = unique_name("txamqp091-blocking-x")
+        channel.exchange_declare(name, exchange_type)
+        self.addCleanup(self._delete, "exchange", name)
+        return name
+
+    def _delete(self, kind: str, name: str) -> None:
+        with pika.BlockingConnection(pika.URLParameters(amqp_url())) as conn:
+            ch = conn.channel()
+            if kind == "queue":
+                ch.queue_delete(name)
+            else:
+                ch.exchange_delete(name)
+
+
+class ConnectionTests(BlockingTestCase):
+    """:class:`BlockingConnection` itself."""
+
+    def test_open_and_close(self) -> None:
+        """A connection opens, reports its state, and closes; closing twice raises."""
+        conn = pika.BlockingConnection(self.params())
+        self.addCleanup(self._close, conn)
+        self.assertTrue(conn.is_open)
+        self.assertFalse(conn.is_closed)
+        conn.close()
+        self.assertFalse(conn.is_open)
+        self.assertTrue(conn.is_closed)
+        self.assertRaises(pika.exceptions.ConnectionWrongStateError, conn.close)
+        self.assertRaises(pika.exceptions.ConnectionWrongStateError, conn.channel)
+
+    def test_context_manager(self) -> None:
+        """``with BlockingConnection(...)`` closes the connection on exit."""
+        with pika.BlockingConnection(self.params()) as conn:
+            self.addCleanup(self._close, conn)
+            self.assertTrue(conn.is_open)
+        self.assertTrue(conn.is_closed)
+
+    def test_capabilities(self) -> None:
+        """RabbitMQ's capabilities are reported, under pika's current and legacy names."""
+        conn = self.connect()
+        self.assertIs(conn.basic_nack_supported, True)
+        self.assertIs(conn.consumer_cancel_notify_supported, True)
+        self.assertIs(conn.exchange_exchange_bindings_supported, True)
+        self.assertIs(conn.publisher_confirms_supported, True)
+        self.assertIs(conn.basic_nack, True)
+        self.assertIs(conn.consumer_cancel_notify, True)
+        self.assertIs(conn.exchange_exchange_bindings, True)
+        self.assertIs(conn.publisher_confirms, True)
+
+    def test_wrong_password(self) -> None:
+        """Bad credentials raise ``ProbableAuthenticationError`` (an
+        ``AMQPConnectionError``), not retried."""
+        creds = pika.PlainCredentials("guest", "not-the-password")
+        params = self.params(credentials=creds, connection_attempts=3, retry_delay=30)
+        with self.assertRaises(pika.exceptions.AMQPConnectionError) as cm:
+            pika.BlockingConnection(params)
+        self.assertIsInstance(cm.exception, pika.exceptions.ProbableAuthenticationError)
+
+    def test_dead_first_parameters(self) -> None:
+        """With several parameters, an unreachable first one is skipped."""
+        dead = pika.ConnectionParameters("127.0.0.1", 1, connection_attempts=1)
+        conn = pika.BlockingConnection([dead, self.params()])
+        self.addCleanup(self._close, conn)
+        self.assertTrue(conn.is_open)
+
+    def test_only_dead_parameters(self) -> None:
+        """When nothing answers, ``AMQPConnectionError`` is raised."""
+        dead = pika.ConnectionParameters("127.0.0.1", 1, connection_attempts=1)
+        self.assertRaises(pika.exceptions.AMQPConnectionError, pika.BlockingConnection, dead)
+
+    def test_bad_parameters_type(self) -> None:
+        """Parameters of the wrong type are refused with ``TypeError``."""
+        self.assertRaises(TypeError, pika.BlockingConnection, "amqp://localhost")
+        self.assertRaises(TypeError, pika.BlockingConnection, [])
+
+    def test_process_data_events_zero(self) -> None:
+        """``process_data_events(time_limit=0)`` returns with nothing to do."""
+        conn = self.connect()
+        conn.process_data_events(time_limit=0)
+        conn.process_data_events()
+        self.assertTrue(conn.is_open)
+
+    def test_call_later_in_process_data_events(self) -> None:
+        """A ``call_later`` callback runs inside ``process_data_events``."""
+        conn = self.connect()
+        ran: list[str] = []
+        conn.call_later(0, lambda: ran.append("fired"))
+        self.assertEqual(ran, [])  # only from inside the loop
+        conn.process_data_events(time_limit=WAIT)
+        self.assertEqual(ran, ["fired"])
+
+    def test_call_later_in_sleep(self) -> None:
+        """A ``call_later`` callback runs inside ``sleep``."""
+        conn = self.connect()
+        ran: list[str] = []
+        conn.call_later(0, lambda: ran.append("fired"))
+        conn.sleep(0.05)
+        self.assertEqual(ran, ["fired"])
+
+    def test_remove_timeout(self) -> None:
+        """``remove_timeout`` stops a ``call_later`` callback (twice is harmless)."""
+        conn = self.connect()
+        ran: list[str] = []
+        timer = conn.call_later(0, lambda: ran.append("removed"))
+        conn.remove_timeout(timer)
+        conn.remove_timeout(timer)
+        conn.call_later(0.01, lambda: ran.append("kept"))
+        conn.process_data_events(time_limit=WAIT)
+        self.assertEqual(ran, ["kept"])
+
+    def test_call_later_requires_callable(self) -> None:
+        """Non-callables are refused."""
+        conn = self.connect()
+        self.assertRaises(TypeError, conn.call_later, 1, "nope")
+        self.assertRaises(TypeError, conn.add_callback_threadsafe, "nope")
+
+    def test_add_callback_threadsafe(self) -> None:
+        """A worker thread's ``add_callback_threadsafe`` callback runs in the connection's
+        thread, inside ``process_data_events``."""
+        conn = self.connect()
+        ran: list[str] = []
+        worker = threading.Thread(
+            target=conn.add_callback_threadsafe,
+            args=(lambda: ran.append(threading.current_thread().name),),
+        )
+        worker.start()
+        self.addCleanup(worker.join, WAIT)
+        worker.join(WAIT)
+        self.assertFalse(worker.is_alive())
+        conn.process_data_events(time_limit=WAIT)
+        self.assertEqual(ran, [threading.current_thread().name])
+
+    def test_add_callback_threadsafe_wakes_sleep(self) -> None:
+        """A callback added while ``process_data_events(None)`` blocks wakes it."""
+        conn = self.connect()
+        ran: list[str] = []
+        go = threading.Event()
+
+        def work() -> None:
+            go.wait(WAIT)
+            conn.add_callback_threadsafe(lambda: ran.append("from worker"))
+
+        worker = threading.Thread(target=work)
+        worker.start()
+        self.addCleanup(worker.join, WAIT)
+        # Guard: a broken wake-up fails the test instead of hanging it.
+        conn.call_later(WAIT, lambda: ran.append("guard"))
+        go.set()
+        conn.process_data_events(time_limit=None)
+        self.assertEqual(ran, ["from worker"])
+
+
+class ChannelTests(BlockingTestCase):
+    """:class:`BlockingChannel`."""
+
+    def test_channel_context_manager(self) -> None:
+        """``with conn.channel()`` closes the channel; the connection stays open."""
+        conn = self.connect()
+        with conn.channel() as ch:
+            self.assertTrue(ch.is_open)
+            self.assertIs(ch.connection, conn)
+            self.assertGreater(ch.channel_number, 0)
+        self.assertTrue(ch.is_closed)
+        self.assertTrue(conn.is_open)
+        self.assertRaises(pika.exceptions.ChannelWrongStateError, ch.basic_qos)
+
+    def test_queue_declare_frame(self) -> None:
+        """``queue_declare`` returns the DeclareOk frame; a server-named queue works."""
+        ch = self.channel()
+        frame = ch.queue_declare("", exclusive=True)
+        self.assertTrue(frame.method.queue.startswith("amq.gen-"))
+        self.assertEqual(frame.method.message_count, 0)
+
+    def test_fanout_bind_unbind(self) -> None:
+        """A fanout exchange routes to a bound queue, no longer after unbinding."""
+        ch = self.channel()
+        x = self.exchange(ch, pika.exchange_type.ExchangeType.fanout)
+        q = self.queue(ch)
+        ch.queue_bind(q, x)
+        ch.basic_publish(x, "any-key", b"one")
+        method, _, body = self._get(ch, q)
+        self.assertEqual(body, b"one")
+        ch.basic_ack(method.delivery_tag)
+        ch.queue_unbind(q, x)
+        ch.basic_publish(x, "any-key", b"two")
+        # confirm mode makes the publish synchronous: routing is done when it returns
+        ch.confirm_delivery()
+        ch.basic_publish(x, "any-key", b"three")
+        self.assertEqual(ch.basic_get(q), (None, None, None))
+
+    def _get(self, ch: pika.BlockingChannel, q: str) -> Any:
+        """``basic_get`` until a message is there (the publish is asynchronous)."""
+        for _ in range(200):
+            method, props, body = ch.basic_get(q)
+            if method is not None:
+                return method, props, body
+            ch.connection.process_data_events(time_limit=0.01)
+        self.fail(f"no message in {q}")
+
+    def test_publish_and_get(self) -> None:
+        """``basic_publish`` then ``basic_get`` returns (method, properties, body)."""
+        ch = self.channel()
+        q = self.queue(ch)
+        self.assertEqual(ch.basic_get(q), (None, None, None))
+        props = pika.BasicProperties(content_type="text/plain", headers={"k": "v"})
+        ch.basic_publish("", q, "héllo", properties=props)
+        method, got, body = self._get(ch, q)
+        self.assertEqual(body, "héllo".encode())
+        self.assertEqual(got.content_type, "text/plain")
+        self.assertEqual(got.headers, {"k": "v"})
+        self.assertEqual(method.routing_key, q)
+        ch.basic_ack(method.delivery_tag)
+        self.assertEqual(ch.basic_get(q), (None, None, None))
+
+    def test_consume_and_stop_from_callback(self) -> None:
+        """``start_consuming`` runs the callback; ``stop_consuming`` in it returns."""
+        ch = self.channel()
+        q = self.queue(ch)
+        ch.confirm_delivery()
+        ch.basic_publish("", q, b"a")
+        ch.basic_publish("", q, b"b")
+        seen: list[bytes] = []
+
+        def on_message(channel: Any, method: Any, props: Any, body: bytes) -> None:
+            self.assertIs(channel, ch)
+            seen.append(body)
+            channel.basic_ack(method.delivery_tag)
+            if len(seen) == 2:
+                channel.stop_consuming()
+
+        tag = ch.basic_consume(q, on_message)
+        self.assertEqual(ch.consumer_tags, [tag])
+        guard = ch.connection.call_later(WAIT, ch.stop_consuming)
+        ch.start_consuming()
+        ch.connection.remove_timeout(guard)
+        self.assertEqual(seen, [b"a", b"b"])
+        self.assertEqual(ch.consumer_tags, [])
+
+    def test_start_consuming_reentrancy(self) -> None:
+        """``start_consuming`` from a callback raises ``ReentrancyError``."""
+        ch = self.channel()
+        q = self.queue(ch)
+        errors: list[BaseException] = []
+
+        def on_message(channel: Any, method: Any, props: Any, body: bytes) -> None:
+            try:
+                channel.start_consuming()
+            except pika.exceptions.ReentrancyError as e:
+                errors.append(e)
+            channel.stop_consuming()
+
+        ch.basic_consume(q, on_message, auto_ack=True)
+        ch.basic_publish("", q, b"x")
+        guard = ch.connection.call_later(WAIT, ch.stop_consuming)
+        ch.start_consuming()
+        ch.connection.remove_timeout(guard)
+        self.assertEqual(len(errors), 1)
+
+    def test_duplicate_consumer_tag(self) -> None:
+        """Reusing an active consumer tag raises ``DuplicateConsumerTag``."""
+        ch = self.channel()
+        q = self.queue(ch)
+        ch.basic_consume(q, lambda *a: None, consumer_tag="ctag")
+        with self.assertRaises(pika.exceptions.DuplicateConsumerTag):
+            ch.basic_consume(q, lambda *a: None, consumer_tag="ctag")
+        self.assertEqual(ch.basic_cancel("ctag"), [])
+
+    def test_consume_inactivity_timeout(self) -> None:
+        """``consume(inactivity_timeout=...)`` yields (None, None, None) when idle."""
+        ch = self.channel()
+        q = self.queue(ch)
+        gen = ch.consume(q, inactivity_timeout=0.05)
+        self.assertEqual(next(gen), (None, None, None))
+        self.assertEqual(ch.cancel(), 0)
+
+    def test_consume_cancel_requeues(self) -> None:
+        """Messages buffered by the consume generator are requeued by ``cancel``."""
+        ch = self.channel()
+        q = self.queue(ch)
+        ch.basic_qos(prefetch_count=3)
+        ch.confirm_delivery()
+        for body in (b"1", b"2", b"3"):
+            ch.basic_publish("", q, body)
+        gen = ch.consume(q, inactivity_timeout=0.2)
+        first: Any = next(gen)
+        self.assertIsNotNone(first[0])
+        self.assertEqual(first[2], b"1")
+        ch.basic_ack(first[0].delivery_tag)
+        for _ in range(50):
+            if ch.get_waiting_message_count() == 2:
+                break
+            ch.connection.process_data_events(time_limit=0.05)
+        self.assertEqual(ch.get_waiting_message_count(), 2)
+        self.assertEqual(ch.cancel(), 2)
+        self.assertEqual(ch.get_waiting_message_count(), 0)
+        bodies = []
+        for _ in range(2):
+            method, _, body = self._get(ch, q)
+            self.assertTrue(method.redelivered)
+            bodies.append(body)
+            ch.basic_ack(method.delivery_tag)
+        self.assertEqual(sorted(bodies), [b"2", b"3"])
+
+    def test_consume_without_inactivity_timeout(self) -> None:
+        """``consume()`` without inactivity_timeout yields a message that arrives while it
+        waits (a guard timer fails the test instead of hanging it)."""
+        ch = self.channel()
+        q = self.queue(ch)
+        gen = ch.consume(q, auto_ack=True)
+        # Published from inside the generator's wait, once it is consuming.
+        ch.connection.call_later(0, lambda: ch.basic_publish("", q, b"m"))
+
+        def guard() -> None:
+            raise AssertionError("consume() did not yield the message delivered meanwhile")
+
+        timer = ch.connection.call_later(WAIT, guard)
+        _, _, body = next(gen)
+        ch.connection.remove_timeout(timer)
+        self.assertEqual(body, b"m")
+        self.assertEqual(ch.cancel(), 0)
+
+    def test_unroutable_mandatory(self) -> None:
+        """In confirm mode a mandatory publish nobody takes raises ``UnroutableError``."""
+        ch = self.channel()
+        ch.confirm_delivery()
+        with self.assertRaises(pika.exceptions.UnroutableError):
+            ch.basic_publish("", unique_name("nowhere"), b"lost", mandatory=True)
+        self.assertTrue(ch.is_open)
+        # Not mandatory: silently dropped but confirmed.
+        ch.basic_publish("", unique_name("nowhere"), b"lost")
+
+    def test_nack_error(self) -> None:
+        """A ``reject-publish`` overflow makes the broker nack: ``NackError``."""
+        ch = self.channel()
+        q = self.queue(ch, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+        ch.confirm_delivery()
+        ch.basic_publish("", q, b"fits")
+        with self.assertRaises(pika.exceptions.NackError):
+            ch.basic_publish("", q, b"overflows")
+        self.assertTrue(ch.is_open)
+
+    def test_channel_error(self) -> None:
+        """A passive declare of a missing queue closes the channel
+        (``ChannelClosedByBroker``, 404); later calls raise ``ChannelWrongStateError``."""
+        conn = self.connect()
+        ch = conn.channel()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+            ch.queue_declare(unique_name("missing"), passive=True)
+        self.assertEqual(cm.exception.reply_code, 404)
+        self.assertTrue(ch.is_closed)
+        with self.assertRaises(pika.exceptions.ChannelWrongStateError):
+            ch.basic_get("whatever")
+        self.assertTrue(conn.is_open)
+        other = conn.channel()
+        self.assertTrue(other.is_open)
+
+    def test_tx(self) -> None:
+        """``tx_select``/``tx_rollback``/``tx_commit`` govern when publishes land."""
+        ch = self.channel()
+        q = self.queue(ch)
+        ch.tx_select()
+        ch.basic_publish("", q, b"rolled back")
+        ch.tx_rollback()
+        ch.basic_publish("", q, b"committed")
+        ch.tx_commit()
+        _, _, body = ch.basic_get(q, auto_ack=True)
+        self.assertEqual(body, b"committed")
+        self.assertEqual(ch.basic_get(q), (None, None, None))
+
+    def test_basic_qos_and_recover(self) -> None:
+        """``basic_qos`` limits deliveries; ``basic_recover(requeue=True)`` redelivers."""
+        ch = self.channel()
+        q = self.queue(ch)
+        ch.confirm_delivery()
+        for body in (b"1", b"2"):
+            ch.basic_publish("", q, body)
+        ch.basic_qos(prefetch_count=1)
+        seen: list[tuple[bytes, bool]] = []
+
+        def on_message(channel: Any, method: Any, props: Any, body: bytes) -> None:
+            seen.append((body, method.redelivered))
+
+        ch.basic_consume(q, on_message)
+        # With prefetch 1 and no ack, only one message is delivered.
+        while not seen:
+            ch.connection.process_data_events(time_limit=WAIT)
+        ch.connection.process_data_events(time_limit=0.1)
+        self.assertEqual(seen, [(b"1", False)])
+        ch.basic_recover(requeue=True)
+        while len(seen) < 2:
+            ch.connection.process_data_events(time_limit=WAIT)
+        self.assertEqual(seen[1], (b"1", True))
