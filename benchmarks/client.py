@@ -179,8 +179,12 @@ CLIENTS = {
     "pika-twisted": [str(HERE / "_bench_pika.py"), "--client", "twisted"],
     "pika-select": [str(HERE / "_bench_pika.py"), "--client", "select"],
     "txamqp091": [str(HERE / "_bench_txamqp091.py")],
+    "pika-blocking": [str(HERE / "_bench_blocking.py"), "--client", "pika"],
+    "txamqp091-blocking": [str(HERE / "_bench_blocking.py"), "--client", "txamqp091"],
 }
 OURS = "txamqp091"
+#: The txamqp091 row a client's CPU is compared with (OURS unless named here).
+COMPARED_WITH = {"pika-blocking": "txamqp091-blocking"}
 RUN_TIMEOUT = RUN_DEADLINE + 60  # the harness's own limit on a child
 
 
@@ -386,23 +390,26 @@ def fmt(value: float | None, width: int, spec: str) -> str:
 def print_table(rows: list[dict[str, Any]]) -> None:
     """The side-by-side table, with pika's CPU per message over txamqp091's."""
     ours = {
-        r["label"]: r["cpu_us_per_msg"] for r in rows if r["client"] == OURS and "error" not in r
+        (r["label"], r["client"]): r["cpu_us_per_msg"]
+        for r in rows
+        if r["client"] in (OURS, *COMPARED_WITH.values()) and "error" not in r
     }
     header = (
-        f"{'workload':<11} {'client':<13} {'count':>8} {'wall s':>7} {'msg/s':>9} "
+        f"{'workload':<11} {'client':<18} {'count':>8} {'wall s':>7} {'msg/s':>9} "
         f"{'MiB/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'CPU us/msg':>10} {'pika/ours':>9}"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
         if "error" in r:
-            print(f"{r['label']:<11} {r['client']:<13} {r['error']}")
+            print(f"{r['label']:<11} {r['client']:<18} {r['error']}")
             continue
         ratio = None
-        if r["client"] != OURS and ours.get(r["label"]):
-            ratio = r["cpu_us_per_msg"] / ours[r["label"]]
+        peer = COMPARED_WITH.get(r["client"], OURS)
+        if not r["client"].startswith(OURS) and ours.get((r["label"], peer)):
+            ratio = r["cpu_us_per_msg"] / ours[(r["label"], peer)]
         print(
-            f"{r['label']:<11} {r['client']:<13} {r['count']:>8,} {r['wall_s']:>7.2f} "
+            f"{r['label']:<11} {r['client']:<18} {r['count']:>8,} {r['wall_s']:>7.2f} "
             f"{r['msg_s']:>9,.0f} {fmt(r['mib_s'], 7, '.1f')} "
             f"{fmt(r.get('p50_ms'), 7, '.2f')} {fmt(r.get('p99_ms'), 7, '.2f')} "
             f"{r['cpu_us_per_msg']:>10.1f} {fmt(ratio, 9, '.2f')}"

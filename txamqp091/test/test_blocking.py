@@ -8,6 +8,7 @@ calls (with timeouts) are the only synchronisation.
 from __future__ import annotations
 
 import threading
+import time
 import unittest
 from typing import Any
 
@@ -449,3 +450,89 @@ class ChannelTests(BlockingTestCase):
         while len(seen) < 2:
             ch.connection.process_data_events(time_limit=WAIT)
         self.assertEqual(seen[1], (b"1", True))
+
+
+class BeyondPikaTests(BlockingTestCase):
+    """What the Blocking face promises beyond pika."""
+
+    def test_heartbeats_survive_long_user_code(self) -> None:
+        """With heartbeat=2, a consumer callback that runs for 10 s and then 10 s with
+        no call into the library do not lose the connection (pika loses it: its
+        heartbeats go out only while the application is inside one of its calls). The
+        sleeps are the application's long work, not synchronisation."""
+        conn = pika.BlockingConnection(self.params(heartbeat=2))
+        self.addCleanup(self._close, conn)
+        ch = conn.channel()
+        q = self.queue(ch)
+        ch.basic_publish("", q, b"slow")
+        handled: list[bytes] = []
+
+        def on_message(channel: Any, method: Any, properties: Any, body: bytes) -> None:
+            time.sleep(10)  # long user code: five heartbeat intervals
+            channel.basic_ack(method.delivery_tag)
+            handled.append(body)
+            channel.stop_consuming()
+
+        ch.basic_consume(q, on_message)
+        ch.start_consuming()
+        self.assertEqual(handled, [b"slow"])
+        self.assertTrue(conn.is_open)
+        time.sleep(10)  # an idle publisher
+        ch.confirm_delivery()
+        ch.basic_publish("", q, b"after")
+        self.assertEqual(ch.basic_get(q, auto_ack=True)[2], b"after")
+        self.assertTrue(conn.is_open)
+
+    def test_many_threads_publish_through_one_connection(self) -> None:
+        """16 threads x 10,000 publishes on one channel: every message arrives (the
+        broker counts 160,000), no framing error closes the connection, no deadlock
+        (each thread is joined with a timeout)."""
+        conn = self.connect()
+        ch = conn.channel()
+        q = self.queue(ch)
+        threads, per_thread = 16, 10_000
+        errors: list[BaseException] = []
+
+        def publish() -> None:
+            try:
+                for _ in range(per_thread):
+                    ch.basic_publish("", q, b"m" * 32)
+            except BaseException as e:  # reported below
+                errors.append(e)
+
+        workers = [threading.Thread(target=publish) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+            self.assertFalse(worker.is_alive(), "a publishing thread is stuck")
+        self.assertEqual(errors, [])
+        deadline = time.monotonic() + 60
+        while True:
+            held = ch.queue_declare(q, passive=True).method.message_count
+            if held >= threads * per_thread or time.monotonic() > deadline:
+                break
+            conn.process_data_events(0.1)
+        self.assertEqual(held, threads * per_thread)
+        self.assertTrue(conn.is_open)
+
+    def test_idle_consumer_does_not_spin(self) -> None:
+        """An idle consumer in start_consuming waits in select(): over a second with
+        nothing to do, the loop turns a handful of times (timers), not thousands."""
+        conn = pika.BlockingConnection(self.params(heartbeat=0))
+        self.addCleanup(self._close, conn)
+        ch = conn.channel()
+        q = self.queue(ch)
+        ch.basic_consume(q, lambda *args: None)
+        selector = conn._loop._selector
+        real_select = selector.select
+        turns = [0]
+
+        def counting_select(timeout: float | None = None) -> Any:
+            turns[0] += 1
+            return real_select(timeout)
+
+        selector.select = counting_select  # type: ignore[method-assign]
+        conn.call_later(1.0, ch.stop_consuming)
+        ch.start_consuming()
+        self.assertLess(turns[0], 20)
