@@ -30,6 +30,7 @@ from txamqp091.codec import MethodFrame
 from txamqp091.connect import _apply_tcp_options
 from txamqp091.exceptions import (
     AMQPConnectionError,
+    ChannelClosedByBroker,
     ChannelWrongStateError,
     ConnectionClosedByClient,
     ConnectionWrongStateError,
@@ -90,6 +91,7 @@ class BlockingConnection:
             )
         self._loop = SelectorLoop()
         self._lock = self._loop.lock
+        self._close_reported = False
         self._pending: deque[Callable[[], object]] = deque()
         self._dispatching = 0
         self._channels: dict[int, BlockingChannel] = {}
@@ -150,7 +152,12 @@ class BlockingConnection:
     def _wait(self, d: Deferred[Any]) -> Any:
         """Run the loop until *d* fires; its result, or its error raised."""
         with self._loop.lock:
-            return self._loop.run_until(d)
+            try:
+                return self._loop.run_until(d)
+            except BaseException:
+                if not self._impl.is_open:
+                    self._close_reported = True  # this error told the application
+                raise
 
     def _drain(self) -> None:
         """Run the loop until the socket has taken most of what was written."""
@@ -159,11 +166,20 @@ class BlockingConnection:
             self._loop.poll(None)
 
     def _check_open(self) -> None:
+        """Raise if the connection is not open: the first time after it closed
+        unexpectedly, its closing error itself (``ConnectionClosedByBroker``,
+        ``StreamLostError``, ``AMQPHeartbeatTimeout``…), as pika does; after that
+        ``ConnectionWrongStateError``."""
         if not self._impl.is_open:
             reason = self._impl.close_reason
-            if reason is not None and not isinstance(reason, ConnectionClosedByClient):
+            if (
+                reason is not None
+                and not isinstance(reason, ConnectionClosedByClient)
+                and not self._close_reported
+            ):
+                self._close_reported = True
                 raise reason
-            raise ConnectionWrongStateError("the connection is not open")
+            raise ConnectionWrongStateError("the connection is not open") from reason
 
     def _dispatch(self) -> bool:
         """Run the callbacks that are due; ``True`` if any ran."""
@@ -396,7 +412,10 @@ class BlockingChannel:
         self._impl = channel_impl
         self._connection = connection
         self._lock = connection._lock
+        self._close_reported = False
         channel_impl.add_on_cancel_callback(self._on_broker_cancel)
+        # A close wakes a process_data_events waiting for deliveries of this channel.
+        channel_impl.add_on_close_callback(lambda *_: connection._pending.append(_nothing))
         self._consumers: dict[str, OnMessage] = {}
         self._generator: _ConsumeGenerator | None = None
         self._consuming = False
@@ -433,13 +452,23 @@ class BlockingChannel:
         return list(self._consumers)
 
     def _wait(self, d: Deferred[Any]) -> Any:
-        return self._connection._wait(d)
+        try:
+            return self._connection._wait(d)
+        except BaseException:
+            if not self._impl.is_open:
+                self._close_reported = True  # this error told the application
+            raise
 
     def _check(self) -> None:
-        """Raise the channel's or the connection's closing error, as pika does."""
+        """Raise if the channel is not open: the first time after the broker closed it,
+        its ``ChannelClosedByBroker``, as pika does; after that
+        ``ChannelWrongStateError``. The connection is checked first."""
         self._connection._check_open()
         if not self._impl.is_open:
             reason = self._impl.close_reason
+            if isinstance(reason, ChannelClosedByBroker) and not self._close_reported:
+                self._close_reported = True
+                raise reason
             raise ChannelWrongStateError(f"channel {self.channel_number} is closed") from reason
 
     def __enter__(self) -> BlockingChannel:
@@ -564,6 +593,7 @@ class BlockingChannel:
         self._stop_requested = False
         self._connection._dispatch()  # callbacks already due (a cancel, deliveries)
         while self._consumers and not self._stop_requested:
+            self._check()
             self._connection.process_data_events(time_limit=None)
 
     @_locked

@@ -7,6 +7,7 @@ calls (with timeouts) are the only synchronisation.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 import unittest
@@ -536,3 +537,61 @@ class BeyondPikaTests(BlockingTestCase):
         conn.call_later(1.0, ch.stop_consuming)
         ch.start_consuming()
         self.assertLess(turns[0], 20)
+
+
+class AsynchronousErrorTests(BlockingTestCase):
+    """Errors that happen between calls are raised from the next call, as in pika."""
+
+    def test_channel_closed_between_calls(self) -> None:
+        """An ack of an unknown tag makes the broker close the channel (406) after the
+        call returned: start_consuming raises ChannelClosedByBroker (it does not hang),
+        and the next call ChannelWrongStateError."""
+        ch = self.channel()
+        q = self.queue(ch)
+        ch.basic_consume(q, lambda *args: None)
+        ch.basic_ack(999)
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as raised:
+            ch.start_consuming()
+        self.assertEqual(raised.exception.reply_code, 406)
+        with self.assertRaises(pika.exceptions.ChannelWrongStateError):
+            ch.basic_get(q)
+
+    def test_connection_forced_close_during_start_consuming(self) -> None:
+        """``rabbitmqctl close_connection`` while start_consuming waits: it raises
+        ConnectionClosedByBroker (320), the next call ConnectionWrongStateError."""
+        name = unique_name("txamqp091-blocking-conn")
+        conn = pika.BlockingConnection(self.params(client_properties={"connection_name": name}))
+        self.addCleanup(self._close, conn)
+        ch = conn.channel()
+        q = self.queue(ch)
+        ch.basic_consume(q, lambda *args: None)
+        closer = threading.Thread(target=force_close, args=(name,))
+        closer.start()
+        self.addCleanup(closer.join, 30)
+        with self.assertRaises(pika.exceptions.ConnectionClosedByBroker) as raised:
+            ch.start_consuming()
+        self.assertEqual(raised.exception.reply_code, 320)
+        with self.assertRaises(pika.exceptions.ConnectionWrongStateError):
+            conn.channel()
+
+
+def force_close(connection_name: str) -> None:
+    """Have the broker close the connection named *connection_name* (waits for it to be
+    listed, at most 20 s)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        listed = subprocess.run(
+            ["rabbitmqctl", "list_connections", "pid", "client_properties", "-q"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for line in listed.splitlines():
+            if connection_name in line:
+                subprocess.run(
+                    ["rabbitmqctl", "close_connection", line.split("\t")[0], "test: forced"],
+                    capture_output=True,
+                    check=True,
+                )
+                return
+    raise AssertionError(f"connection {connection_name!r} never listed")
