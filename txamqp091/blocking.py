@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -22,6 +23,7 @@ from collections.abc import Callable, Generator, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IProtocol
 
 from txamqp091 import spec
 from txamqp091.blocking_loop import HIGH_WATER, SelectorLoop, SocketTransport, Timer
@@ -40,6 +42,7 @@ from txamqp091.exceptions import (
 from txamqp091.exchange_type import ExchangeType
 from txamqp091.parameters import ConnectionParameters, Parameters
 from txamqp091.protocol import AMQPProtocol
+from txamqp091.tls import _TLSProtocol
 
 __all__ = ["BlockingChannel", "BlockingConnection"]
 
@@ -95,7 +98,11 @@ class BlockingConnection:
         self._pending: deque[Callable[[], object]] = deque()
         self._dispatching = 0
         self._channels: dict[int, BlockingChannel] = {}
-        self._impl: AMQPProtocol = self._connect_any(candidates)
+        try:
+            self._impl: AMQPProtocol = self._connect_any(candidates)
+        except BaseException:
+            self._loop.close()
+            raise
         self._impl.add_on_connection_blocked_callback(self._on_blocked)
         self._impl.add_on_connection_unblocked_callback(self._on_unblocked)
         self._blocked_callbacks: list[Callable[[BlockingConnection, Any], object]] = []
@@ -130,6 +137,7 @@ class BlockingConnection:
         raise AMQPConnectionError(repr(last)) from last
 
     def _connect(self, params: Parameters) -> AMQPProtocol:
+        tls = _tls_context(params) if params.ssl_options is not None else None
         timeout = params.socket_timeout or 10.0
         try:
             sock = socket.create_connection((params.host, params.port), timeout=timeout)
@@ -141,9 +149,13 @@ class BlockingConnection:
             raise AMQPConnectionError(f"{params.host}:{params.port}: {e}") from e
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         protocol = AMQPProtocol(params, self._loop)
-        transport = self._transport = SocketTransport(self._loop, sock, protocol)
+        # With TLS, the core's memory-BIO TLS layer sits between the socket and AMQP.
+        lowest: IProtocol = protocol
+        if tls is not None:
+            lowest = _TLSProtocol(protocol, *tls)
+        transport = self._transport = SocketTransport(self._loop, sock, lowest)
         _apply_tcp_options(transport, params.tcp_options)
-        protocol.makeConnection(transport)  # type: ignore[no-untyped-call]
+        lowest.makeConnection(transport)
         with self._loop.lock:
             return self._loop.run_until(protocol.ready)
 
@@ -382,6 +394,25 @@ class _HeartbeatKeeper:
         self._stopped.set()
         if threading.current_thread() is not self._thread:
             self._thread.join()
+
+
+def _tls_context(params: Parameters) -> tuple[ssl.SSLContext, str]:
+    """The standard-library context and server name for *params*' TLS settings.
+
+    An ``amqps://`` URL without TLS options gets the platform's defaults: its CAs and
+    a host name check. A Twisted connection creator is for the Twisted face only.
+    """
+    options = params.ssl_options
+    assert options is not None
+    hostname = options.server_hostname or params.host
+    if options.ssl_context is not None:
+        return options.ssl_context, hostname
+    if options.connection_creator is not None:
+        raise TypeError(
+            "the Blocking face takes TLS settings as an ssl.SSLContext "
+            "(SSLOptions(context)), not a Twisted connection creator"
+        )
+    return ssl.create_default_context(), hostname
 
 
 def _nothing() -> None:

@@ -7,6 +7,7 @@ calls (with timeouts) are the only synchronisation.
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import threading
 import time
@@ -595,3 +596,57 @@ def force_close(connection_name: str) -> None:
                 )
                 return
     raise AssertionError(f"connection {connection_name!r} never listed")
+
+
+class TLSTests(unittest.TestCase):
+    """The Blocking face over TLS, on the test suite's TLS node (started once)."""
+
+    def setUp(self) -> None:
+        from txamqp091.test.tls_broker import tls_broker
+
+        self.broker = tls_broker()
+
+    def context(self, ca: str | None = None) -> ssl.SSLContext:
+        """A verifying client context trusting *ca* (the node's CA by default)."""
+        return ssl.create_default_context(cafile=ca or self.broker.ca_cert)
+
+    def test_verified_tls_round_trip(self) -> None:
+        """SSLOptions(SSLContext, server_hostname): the handshake verifies the node's
+        certificate, and a publish/get round trip works over TLS."""
+        params = pika.ConnectionParameters(
+            host="127.0.0.1",
+            port=self.broker.port,
+            ssl_options=pika.SSLOptions(self.context(), server_hostname="localhost"),
+        )
+        with pika.BlockingConnection(params) as conn:
+            ch = conn.channel()
+            q = ch.queue_declare("", exclusive=True).method.queue
+            ch.basic_publish("", q, b"over tls")
+            self.assertEqual(ch.basic_get(q, auto_ack=True)[2], b"over tls")
+        self.assertTrue(conn.is_closed)
+
+    def test_unknown_ca_refused(self) -> None:
+        """A certificate from a CA we do not trust fails the connection with
+        AMQPTLSError (an AMQPConnectionError)."""
+        params = pika.ConnectionParameters(
+            host="127.0.0.1",
+            port=self.broker.port,
+            ssl_options=pika.SSLOptions(
+                self.context(self.broker.other_ca_cert), server_hostname="localhost"
+            ),
+            connection_attempts=1,
+        )
+        with self.assertRaises(pika.exceptions.AMQPTLSError):
+            pika.BlockingConnection(params)
+
+    def test_twisted_creator_refused(self) -> None:
+        """A Twisted connection creator is for the Twisted face: a clear TypeError."""
+        from twisted.internet.ssl import optionsForClientTLS
+
+        params = pika.ConnectionParameters(
+            host="localhost",
+            port=self.broker.port,
+            ssl_options=pika.SSLOptions(optionsForClientTLS("localhost")),
+        )
+        with self.assertRaises(TypeError):
+            pika.BlockingConnection(params)
