@@ -650,3 +650,49 @@ class TLSTests(unittest.TestCase):
         )
         with self.assertRaises(TypeError):
             pika.BlockingConnection(params)
+
+
+class MoreChannelTests(BlockingTestCase):
+    """Settling deliveries, update_secret, exchange-to-exchange bindings."""
+
+    def test_nack_and_reject_requeue_or_drop(self) -> None:
+        """basic_nack and basic_reject with requeue put a message back (redelivered);
+        without requeue they drop it."""
+        ch = self.channel()
+        q = self.queue(ch)
+        for body in (b"a", b"b"):
+            ch.basic_publish("", q, body)
+        first: Any = ch.basic_get(q)
+        ch.basic_nack(first[0].delivery_tag, requeue=True)
+        again: Any = ch.basic_get(q)
+        self.assertTrue(again[0].redelivered)
+        self.assertEqual(again[2], first[2])
+        ch.basic_reject(again[0].delivery_tag, requeue=False)
+        last: Any = ch.basic_get(q)
+        ch.basic_nack(last[0].delivery_tag, requeue=False)
+        self.assertEqual(ch.basic_get(q), (None, None, None))
+        self.assertEqual(sorted([first[2], last[2]]), [b"a", b"b"])
+
+    def test_update_secret(self) -> None:
+        """update_secret with the same password is accepted by the broker; the
+        connection stays usable."""
+        conn = self.connect()
+        conn.update_secret("guest", "rotation test")
+        self.assertTrue(conn.is_open)
+        self.assertTrue(conn.channel().is_open)
+
+    def test_exchange_to_exchange_binding(self) -> None:
+        """A message published to a source exchange reaches a queue bound to the
+        destination exchange bound to it; unbinding stops that."""
+        ch = self.channel()
+        source = self.exchange(ch, pika.exchange_type.ExchangeType.fanout)
+        destination = self.exchange(ch, pika.exchange_type.ExchangeType.fanout)
+        q = self.queue(ch)
+        ch.queue_bind(q, destination)
+        ch.exchange_bind(destination, source)
+        ch.confirm_delivery()
+        ch.basic_publish(source, "", b"through")
+        self.assertEqual(ch.basic_get(q, auto_ack=True)[2], b"through")
+        ch.exchange_unbind(destination, source)
+        ch.basic_publish(source, "", b"dropped")
+        self.assertEqual(ch.basic_get(q), (None, None, None))
