@@ -29,7 +29,7 @@ from txamqp091 import spec
 from txamqp091.blocking_loop import HIGH_WATER, SelectorLoop, SocketTransport, Timer
 from txamqp091.channel import Channel
 from txamqp091.codec import MethodFrame
-from txamqp091.connect import _apply_tcp_options
+from txamqp091.connect import _apply_tcp_options, attempt_plan, is_permanent
 from txamqp091.exceptions import (
     AMQPConnectionError,
     ChannelClosedByBroker,
@@ -69,9 +69,10 @@ class BlockingConnection:
     """A connection whose every call blocks until the broker has answered.
 
     :param parameters: a :class:`~txamqp091.ConnectionParameters` or
-        :class:`~txamqp091.URLParameters`, or a sequence of them tried in turn, each
-        ``connection_attempts`` times ``retry_delay`` seconds apart (pika's rules);
-        ``None`` for the defaults (``localhost``).
+        :class:`~txamqp091.URLParameters`, or a sequence of them;
+        ``None`` for the defaults (``localhost``). pika's order: the whole list per
+        round, up to ``connection_attempts`` rounds ``retry_delay`` seconds apart (both
+        from the last parameters object); a refused login or vhost ends it.
     :raises AMQPConnectionError: (or a subclass) when no attempt succeeded.
     """
 
@@ -110,7 +111,13 @@ class BlockingConnection:
         self._keeper: _HeartbeatKeeper | None = None
         if self._impl.heartbeat > 0:
             self._keeper = _HeartbeatKeeper(self._loop, self._impl.heartbeat / 2)
-            self._impl.add_on_close_callback(lambda *_: self._stop_keeper())
+        self._impl.add_on_close_callback(self._on_closed)
+
+    def _on_closed(self, connection: AMQPProtocol, reason: Exception) -> None:
+        """However the connection ended, release the thread, the selector and the
+        wake-up sockets now (the application may never call ``close()``)."""
+        self._stop_keeper()
+        self._loop.close()
 
     def _stop_keeper(self) -> None:
         keeper, self._keeper = self._keeper, None
@@ -121,16 +128,15 @@ class BlockingConnection:
 
     def _connect_any(self, candidates: list[Parameters]) -> AMQPProtocol:
         last: BaseException | None = None
-        for params in candidates:
-            for attempt in range(params.connection_attempts):
-                if attempt:
-                    time.sleep(params.retry_delay)
-                try:
-                    return self._connect(params)
-                except (AMQPConnectionError, OSError, TimeoutError) as e:
-                    last = e
-                    if not _worth_retrying(e):
-                        raise
+        for index, delay in attempt_plan(candidates):  # pika's order, as connect()'s
+            if delay:
+                time.sleep(delay)
+            try:
+                return self._connect(candidates[index])
+            except (AMQPConnectionError, OSError, TimeoutError) as e:
+                last = e
+                if is_permanent(e):
+                    raise
         assert last is not None
         if isinstance(last, AMQPConnectionError):
             raise last
@@ -281,6 +287,8 @@ class BlockingConnection:
         from any thread."""
         if not callable(callback):
             raise TypeError("callback must be callable")
+        if not self._impl.is_open:
+            raise ConnectionWrongStateError("the connection is closed")
         self._loop.call_threadsafe(lambda: self._pending.append(callback))
 
     def add_on_connection_blocked_callback(
@@ -417,13 +425,6 @@ def _tls_context(params: Parameters) -> tuple[ssl.SSLContext, str]:
 
 def _nothing() -> None:
     """A callback that does nothing (wakes ``process_data_events``)."""
-
-
-def _worth_retrying(error: BaseException) -> bool:
-    """A refused login or vhost is not retried (as in pika)."""
-    from txamqp091.exceptions import ProbableAccessDeniedError, ProbableAuthenticationError
-
-    return not isinstance(error, ProbableAuthenticationError | ProbableAccessDeniedError)
 
 
 class _ConsumeGenerator:

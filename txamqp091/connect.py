@@ -15,7 +15,7 @@ SASL mechanism, a broker that does not speak 0-9-1) end the attempts at once.
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -250,30 +250,51 @@ def resolve_targets(
     return pairs
 
 
+def attempt_plan(parameters: Sequence[Parameters]) -> Iterator[tuple[int, float]]:
+    """pika 1.x's order of connection attempts over a list of parameter sets.
+
+    The whole list is tried in each round; up to ``connection_attempts`` rounds are
+    made and ``retry_delay`` seconds pass between rounds, both taken from the *last*
+    parameter set.
+
+    :returns: ``(index into parameters, seconds to wait first)`` per attempt.
+    """
+    last = parameters[-1]
+    for round_number in range(last.connection_attempts):
+        for index in range(len(parameters)):
+            yield index, (last.retry_delay if round_number and not index else 0.0)
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Whether a failed attempt ends the whole plan (a refused login or vhost, a peer
+    that is not an AMQP 0-9-1 broker): trying again cannot help."""
+    return isinstance(error, _PERMANENT)
+
+
 async def _connect(
     reactor: Any,
     pairs: list[tuple[IStreamClientEndpoint, Parameters]],
     rpc_timeout: float | None,
 ) -> AMQPProtocol:
-    last = pairs[-1][1]
-    attempts = last.connection_attempts
     error: BaseException | None = None
-    for attempt in range(attempts):
-        if attempt:
-            await deferLater(reactor, last.retry_delay, lambda: None)
-        for endpoint, params in pairs:
-            try:
-                return await _connect_one(reactor, endpoint, params, rpc_timeout)
-            except (CancelledError, *_PERMANENT):
+    for index, delay in attempt_plan([params for _, params in pairs]):
+        if delay:
+            await deferLater(reactor, delay, lambda: None)
+        endpoint, params = pairs[index]
+        try:
+            return await _connect_one(reactor, endpoint, params, rpc_timeout)
+        except CancelledError:
+            raise
+        except Exception as exc:
+            if is_permanent(exc):
                 raise
-            except Exception as exc:
-                error = exc
-                _log.info(
-                    "AMQP connection attempt to {host}:{port} failed: {exc!r}",
-                    host=params.host,
-                    port=params.port,
-                    exc=exc,
-                )
+            error = exc
+            _log.info(
+                "AMQP connection attempt to {host}:{port} failed: {exc!r}",
+                host=params.host,
+                port=params.port,
+                exc=exc,
+            )
     assert error is not None
     raise error
 

@@ -530,10 +530,12 @@ class AMQPProtocol(Lifecycle, Protocol):
             writer.errback(exc)
         if not self.ready.called:
             self.ready.errback(exc)
+        # The text, not the exception: a log buffer must not keep its traceback (and
+        # so the application's frames) alive.
         if isinstance(exc, ConnectionClosedByClient):
-            _log.debug("AMQP connection closed: {reason!r}", reason=exc)
+            _log.debug("AMQP connection closed: {reason}", reason=repr(exc))
         else:
-            _log.info("AMQP connection lost: {reason!r}", reason=exc)
+            _log.info("AMQP connection lost: {reason}", reason=repr(exc))
         self._announce_closed(exc)
 
     def _reason_for_loss(self, state: str, reason: Failure) -> Exception:

@@ -7,6 +7,8 @@ calls (with timeouts) are the only synchronisation.
 
 from __future__ import annotations
 
+import gc
+import os
 import ssl
 import subprocess
 import threading
@@ -696,3 +698,54 @@ class MoreChannelTests(BlockingTestCase):
         ch.exchange_unbind(destination, source)
         ch.basic_publish(source, "", b"dropped")
         self.assertEqual(ch.basic_get(q), (None, None, None))
+
+
+class ResourceTests(BlockingTestCase):
+    """Connections the broker ends leave nothing behind."""
+
+    def test_unexpected_close_releases_thread_and_sockets(self) -> None:
+        """After the broker force-closes three connections (with heartbeats, so each
+        had a keeper thread), the process holds as many file descriptors as before and
+        no heartbeat thread; the application never called close()."""
+
+        def open_fds() -> int:
+            return len(os.listdir("/proc/self/fd"))
+
+        def keepers() -> int:
+            return sum(t.name == "txamqp091-heartbeat" for t in threading.enumerate())
+
+        before = open_fds()
+        for _ in range(3):
+            name = unique_name("txamqp091-blocking-leak")
+            conn = pika.BlockingConnection(
+                self.params(heartbeat=5, client_properties={"connection_name": name})
+            )
+            ch = conn.channel()
+            q = self.queue(ch)
+            ch.basic_consume(q, lambda *args: None)
+            closer = threading.Thread(target=force_close, args=(name,))
+            closer.start()
+            with self.assertRaises(pika.exceptions.ConnectionClosedByBroker):
+                ch.start_consuming()
+            closer.join(30)
+            self.assertTrue(conn.is_closed)
+            del conn, ch
+        gc.collect()
+        self.assertEqual(keepers(), 0)
+        self.assertEqual(open_fds(), before)
+
+
+class AttemptPlanTests(unittest.TestCase):
+    """The order of connection attempts over a list of parameters (pika 1.x's)."""
+
+    def test_whole_list_per_round_settings_from_the_last(self) -> None:
+        """Each round tries the whole list; the rounds and the delay between them come
+        from the last parameters object; the first round starts at once."""
+        from txamqp091.connect import attempt_plan
+
+        first = pika.ConnectionParameters(port=1, connection_attempts=9, retry_delay=7.0)
+        last = pika.ConnectionParameters(connection_attempts=3, retry_delay=0.5)
+        self.assertEqual(
+            list(attempt_plan([first, last])),
+            [(0, 0.0), (1, 0.0), (0, 0.5), (1, 0.0), (0, 0.5), (1, 0.0)],
+        )

@@ -12,6 +12,7 @@ broker. The TLS example also runs against the TLS node of
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -248,7 +249,7 @@ class ConfirmAndRPCTests(ExampleTestCase):
 
 
 class BlockingExampleTests(ExampleTestCase):
-    """blocking_publish.py: a pika program run with ``import txamqp091 as pika``."""
+    """The Blocking examples: pika programs run with ``import txamqp091 as pika``."""
 
     def test_blocking_publish(self) -> None:
         """Confirmed publishes, then the consume generator reads them all back and ends
@@ -258,6 +259,52 @@ class BlockingExampleTests(ExampleTestCase):
         for n in range(5):
             self.assertIn(f"received message {n} (text/plain)", out)
         self.assertIn("received 5, requeued 0", out)
+
+    def test_blocking_multiple_hosts(self) -> None:
+        """A list of parameters whose first names a closed port: every attempt on it
+        is refused, the second one connects, a message goes there and back."""
+        out = self.run_ok(
+            "blocking_multiple_hosts.py",
+            *("--dead-port", str(closed_port()), "--attempts", "2", "--retry-delay", "0.1"),
+        )
+        self.assertIn("(parameters 2 of 2)", out)
+        self.assertIn("got b'hello from a list'", out)
+
+    def test_blocking_threaded_ack(self) -> None:
+        """Worker threads do the work and ack through add_callback_threadsafe; the
+        prefetch window bounds how many work at once."""
+        out = self.run_ok(
+            "blocking_threaded_ack.py", "--count", "8", "--prefetch", "3", "--work", "0.1"
+        )
+        self.assertIn("published 8 messages", out)
+        for n in range(8):
+            self.assertRegex(out, rf"Thread-\d+ \(do_work\) worked on job {n}\n")
+        self.assertIn("acked 8/8 from worker threads", out)
+        match = re.search(r"at most (\d+) at once, prefetch 3", out)
+        assert match is not None, out
+        self.assertIn(int(match.group(1)), (2, 3), out)
+
+    def test_blocking_recovery_loop(self) -> None:
+        """rabbitmqctl closes the example's connection every two messages (320): the
+        loop reconnects each time and ends with every message seen; the queue is gone."""
+        out = self.run_ok("blocking_recovery_loop.py", "--count", "6", "--force-close-after", "2")
+        self.assertIn("CONNECTION_FORCED - example: forced close", out)
+        match = re.search(r"reconnected (\d+) time\(s\), received (\d+) messages", out)
+        assert match is not None, out
+        self.assertGreaterEqual(int(match.group(1)), 1, out)
+        self.assertEqual(int(match.group(2)), 6, out)
+        bodies = set(re.findall(r"^received (message \d+)", out, re.MULTILINE))
+        self.assertEqual(bodies, {f"message {n}" for n in range(6)})
+        queue = re.search(r"published 6 messages to (\S+)", out)
+        assert queue is not None, out
+        listing = subprocess.run(
+            ["rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name"],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=True,
+        )
+        self.assertNotIn(queue.group(1), listing.stdout.split())
 
 
 class TLSExampleTests(SynchronousTestCase):
