@@ -62,6 +62,9 @@ def _locked(method: Callable[Concatenate[Any, _P], _R]) -> Callable[Concatenate[
 
 
 _Delivery = tuple[spec.Method, spec.BasicProperties, bytes]
+#: ``(method, properties, body)``, or ``(None, None, None)``; typed loosely (as pika
+#: programs use it: ``method.delivery_tag`` after a ``None`` check).
+_Maybe = tuple[Any, Any, Any]
 OnMessage = Callable[["BlockingChannel", spec.Method, spec.BasicProperties, bytes], object]
 
 
@@ -644,7 +647,7 @@ class BlockingChannel:
         exclusive: bool = False,
         arguments: dict[str, Any] | None = None,
         inactivity_timeout: float | None = None,
-    ) -> Generator[_Delivery | tuple[None, None, None], None, None]:
+    ) -> Generator[_Maybe, None, None]:
         """Yield ``(method, properties, body)`` for each message of *queue*; with
         *inactivity_timeout*, ``(None, None, None)`` after that many seconds without
         one. :meth:`cancel` ends it."""
@@ -716,7 +719,7 @@ class BlockingChannel:
         self._impl.basic_reject(delivery_tag, requeue)
 
     @_locked
-    def basic_get(self, queue: str, auto_ack: bool = False) -> _Delivery | tuple[None, None, None]:
+    def basic_get(self, queue: str, auto_ack: bool = False) -> _Maybe:
         """Fetch one message: ``(method, properties, body)``, or ``(None, None, None)``."""
         self._check()
         message = self._wait(self._impl.basic_get(queue, auto_ack))
