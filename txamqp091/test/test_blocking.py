@@ -749,3 +749,111 @@ class AttemptPlanTests(unittest.TestCase):
             list(attempt_plan([first, last])),
             [(0, 0.0), (1, 0.0), (0, 0.5), (1, 0.0), (0, 0.5), (1, 0.0)],
         )
+
+
+def rabbitmqctl(*args: str) -> str:
+    """Run ``rabbitmqctl`` and return its output."""
+    done = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+class BlockedConnectionTests(BlockingTestCase):
+    """Connection.Blocked / Unblocked reach the blocked and unblocked callbacks."""
+
+    def test_blocked_and_unblocked_callbacks(self) -> None:
+        """A memory alarm (watermark 0) makes the broker block the publishing
+        connection: the blocked callback runs inside process_data_events with the
+        Connection.Blocked frame; restoring the watermark runs the unblocked one."""
+        original = rabbitmqctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark().").strip()
+        self.assertNotIn(original, ("0", "0.0"), "another run holds a memory alarm")
+
+        def restore() -> None:
+            if original.startswith("{absolute,"):
+                rabbitmqctl("set_vm_memory_high_watermark", "absolute", original[10:-1].strip())
+            else:
+                rabbitmqctl("set_vm_memory_high_watermark", original)
+
+        self.addCleanup(restore)
+        conn = self.connect()
+        ch = conn.channel()
+        q = self.queue(ch)
+        events: list[tuple[str, Any]] = []
+        conn.add_on_connection_blocked_callback(lambda c, frame: events.append(("blocked", frame)))
+        conn.add_on_connection_unblocked_callback(
+            lambda c, frame: events.append(("unblocked", frame))
+        )
+        rabbitmqctl("set_vm_memory_high_watermark", "0")
+        ch.basic_publish("", q, b"while blocked")
+        deadline = time.monotonic() + 30
+        while not events and time.monotonic() < deadline:
+            conn.process_data_events(0.5)
+        self.assertEqual([kind for kind, _ in events], ["blocked"])
+        self.assertIsInstance(events[0][1].method, pika.spec.Connection.Blocked)
+        restore()
+        while len(events) < 2 and time.monotonic() < deadline:
+            conn.process_data_events(0.5)
+        self.assertEqual([kind for kind, _ in events], ["blocked", "unblocked"])
+        self.assertTrue(conn.is_open)
+
+
+class CallbackTests(BlockingTestCase):
+    """Return and cancel callbacks, flow, the consume generator's buffer."""
+
+    def test_return_callback(self) -> None:
+        """A mandatory message the broker cannot route comes back to the return
+        callback, inside process_data_events, as (channel, method, properties, body)."""
+        conn = self.connect()
+        ch = conn.channel()
+        returned: list[Any] = []
+        ch.add_on_return_callback(
+            lambda c, method, props, body: returned.append((c, method, body))
+        )
+        ch.basic_publish("amq.direct", unique_name("nowhere"), b"back", mandatory=True)
+        deadline = time.monotonic() + WAIT
+        while not returned and time.monotonic() < deadline:
+            conn.process_data_events(0.1)
+        self.assertEqual(len(returned), 1)
+        channel, method, body = returned[0]
+        self.assertIs(channel, ch)
+        self.assertEqual((method.reply_code, body), (312, b"back"))
+
+    def test_cancel_callback_and_start_consuming_ends(self) -> None:
+        """Deleting a consumed queue from another channel: the broker cancels the
+        consumer, the cancel callback gets the Basic.Cancel frame, and start_consuming
+        returns (no consumer is left)."""
+        conn = self.connect()
+        ch = conn.channel()
+        other = conn.channel()
+        q = unique_name("txamqp091-blocking-q")
+        ch.queue_declare(q)
+        self.addCleanup(self._delete, "queue", q)
+        cancels: list[Any] = []
+        ch.add_on_cancel_callback(cancels.append)
+        ch.basic_consume(q, lambda *args: None)
+        other.queue_delete(q)
+        ch.start_consuming()
+        self.assertEqual(len(cancels), 1)
+        self.assertIsInstance(cancels[0].method, pika.spec.Basic.Cancel)
+        self.assertEqual(ch.consumer_tags, [])
+
+    def test_flow_true(self) -> None:
+        """flow(True) returns the broker's answer (True)."""
+        self.assertTrue(self.channel().flow(True))
+
+    def test_waiting_message_count(self) -> None:
+        """Messages the consume generator holds but has not yielded are counted."""
+        conn = self.connect()
+        ch = conn.channel()
+        q = self.queue(ch)
+        ch.confirm_delivery()
+        for body in (b"1", b"2", b"3"):
+            ch.basic_publish("", q, body)
+        generator = ch.consume(q)
+        first = next(generator)
+        deadline = time.monotonic() + WAIT
+        while ch.get_waiting_message_count() < 2 and time.monotonic() < deadline:
+            conn.process_data_events(0.1)
+        self.assertEqual(first[2], b"1")
+        self.assertEqual(ch.get_waiting_message_count(), 2)
+        self.assertEqual(ch.cancel(), 2)
+        self.assertEqual(ch.get_waiting_message_count(), 0)
