@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import heapq
 import itertools
+import select
 import selectors
 import socket
 import threading
@@ -102,6 +103,94 @@ class Timer:
         return not (self.called or self.cancelled)
 
 
+_READ, _WRITE = 1, 2
+
+
+class _EpollPoller:
+    """Linux's epoll, called directly: a round trip spends a few microseconds less
+    than through :mod:`selectors`."""
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._data: dict[int, Any] = {}
+
+    def register(self, sock: socket.socket, events: int, data: Any) -> None:
+        fd = sock.fileno()
+        self._data[fd] = data
+        self._epoll.register(fd, _epoll_mask(events))
+
+    def modify(self, sock: socket.socket, events: int, data: Any) -> None:
+        fd = sock.fileno()
+        self._data[fd] = data
+        self._epoll.modify(fd, _epoll_mask(events))
+
+    def unregister(self, sock: socket.socket) -> None:
+        fd = sock.fileno()
+        if self._data.pop(fd, _MISSING) is not _MISSING:
+            self._epoll.unregister(fd)
+
+    def poll(self, timeout: float | None) -> list[tuple[Any, int]]:
+        ready = self._epoll.poll(-1 if timeout is None else timeout)
+        data = self._data
+        return [
+            (
+                data[fd],
+                (_READ if mask & (select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP) else 0)
+                | (_WRITE if mask & select.EPOLLOUT else 0),
+            )
+            for fd, mask in ready
+            if fd in data
+        ]
+
+    def close(self) -> None:
+        self._epoll.close()
+
+
+class _SelectorsPoller:
+    """:mod:`selectors`, where epoll is not available."""
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+
+    def register(self, sock: socket.socket, events: int, data: Any) -> None:
+        self._selector.register(sock, _selector_mask(events), data)
+
+    def modify(self, sock: socket.socket, events: int, data: Any) -> None:
+        self._selector.modify(sock, _selector_mask(events), data)
+
+    def unregister(self, sock: socket.socket) -> None:
+        try:
+            self._selector.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+
+    def poll(self, timeout: float | None) -> list[tuple[Any, int]]:
+        return [
+            (
+                key.data,
+                (_READ if mask & selectors.EVENT_READ else 0)
+                | (_WRITE if mask & selectors.EVENT_WRITE else 0),
+            )
+            for key, mask in self._selector.select(timeout)
+        ]
+
+    def close(self) -> None:
+        self._selector.close()
+
+
+_MISSING = object()
+
+
+def _epoll_mask(events: int) -> int:
+    return (select.EPOLLIN if events & _READ else 0) | (select.EPOLLOUT if events & _WRITE else 0)
+
+
+def _selector_mask(events: int) -> int:
+    return (selectors.EVENT_READ if events & _READ else 0) | (
+        selectors.EVENT_WRITE if events & _WRITE else 0
+    )
+
+
 @implementer(IReactorTime)
 class SelectorLoop:
     """A clock and an I/O loop for sockets, run by whichever thread waits.
@@ -110,8 +199,14 @@ class SelectorLoop:
     ``getDelayedCalls``, which is all the core asks of a clock.
     """
 
-    def __init__(self) -> None:
-        self._selector = selectors.DefaultSelector()
+    def __init__(self, *, epoll: bool | None = None) -> None:
+        """:param epoll: use epoll directly (the default where it exists) or
+        :mod:`selectors` (elsewhere, or when ``False``)."""
+        if epoll is None:
+            epoll = hasattr(select, "epoll")
+        self._poller: _EpollPoller | _SelectorsPoller = (
+            _EpollPoller() if epoll else _SelectorsPoller()
+        )
         self._timers: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
         #: Held by whichever thread runs the loop or calls into the core.
@@ -120,7 +215,7 @@ class SelectorLoop:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._poller.register(self._wake_r, _READ, None)
         self._closed = False
 
     # -- IReactorTime ------------------------------------------------------------------
@@ -161,19 +256,15 @@ class SelectorLoop:
 
     def register(self, sock: socket.socket, transport: SocketTransport) -> None:
         """Watch *sock* for reading on behalf of *transport*."""
-        self._selector.register(sock, selectors.EVENT_READ, transport)
+        self._poller.register(sock, _READ, transport)
 
     def modify(self, sock: socket.socket, transport: SocketTransport, write: bool) -> None:
         """Also watch *sock* for writing (or stop)."""
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if write else 0)
-        self._selector.modify(sock, events, transport)
+        self._poller.modify(sock, _READ | (_WRITE if write else 0), transport)
 
     def unregister(self, sock: socket.socket) -> None:
         """Stop watching *sock*."""
-        try:
-            self._selector.unregister(sock)
-        except (KeyError, ValueError):
-            pass
+        self._poller.unregister(sock)
 
     def _next_timeout(self, limit: float | None) -> float | None:
         timers = self._timers
@@ -194,17 +285,16 @@ class SelectorLoop:
             raise RuntimeError("the loop is closed")
         wait = self._next_timeout(timeout)
         try:
-            events = self._selector.select(wait)
+            events = self._poller.poll(wait)
         except InterruptedError:  # pragma: no cover - retried by Python since 3.5
             events = []
-        for key, mask in events:
-            transport: SocketTransport | None = key.data
+        for transport, mask in events:
             if transport is None:
                 self._drain_waker()
                 continue
-            if mask & selectors.EVENT_READ:
+            if mask & _READ:
                 transport._readable()
-            if mask & selectors.EVENT_WRITE and not transport.disconnected:
+            if mask & _WRITE and not transport.disconnected:
                 transport._writable()
         self._run_timers()
         while self._threadsafe:
@@ -254,7 +344,7 @@ class SelectorLoop:
         if self._closed:
             return
         self._closed = True
-        self._selector.close()
+        self._poller.close()
         self._wake_r.close()
         self._wake_w.close()
 

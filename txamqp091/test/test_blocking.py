@@ -528,15 +528,15 @@ class BeyondPikaTests(BlockingTestCase):
         ch = conn.channel()
         q = self.queue(ch)
         ch.basic_consume(q, lambda *args: None)
-        selector = conn._loop._selector
-        real_select = selector.select
+        loop = conn._loop
+        real_poll = loop.poll
         turns = [0]
 
-        def counting_select(timeout: float | None = None) -> Any:
+        def counting_poll(timeout: float | None) -> None:
             turns[0] += 1
-            return real_select(timeout)
+            real_poll(timeout)
 
-        selector.select = counting_select  # type: ignore[method-assign]
+        loop.poll = counting_poll  # type: ignore[method-assign]
         conn.call_later(1.0, ch.stop_consuming)
         ch.start_consuming()
         self.assertLess(turns[0], 20)

@@ -24,8 +24,8 @@ WAIT = 5.0
 
 
 def make_loop(case: unittest.TestCase) -> SelectorLoop:
-    """A loop closed when *case* ends."""
-    loop = SelectorLoop()
+    """A loop closed when *case* ends (on epoll unless the case says ``epoll = False``)."""
+    loop = SelectorLoop(epoll=getattr(case, "epoll", None))
     case.addCleanup(loop.close)
     return loop
 
@@ -399,3 +399,9 @@ class SocketTransportTests(unittest.TestCase):
         self.assertEqual((self.proto.paused, self.proto.resumed), (1, 1))
         self.transport.unregisterProducer()
         self.transport.registerProducer(self.proto, True)
+
+
+class SelectorsSocketTransportTests(SocketTransportTests):
+    """The same, with the loop on :mod:`selectors` (as where epoll does not exist)."""
+
+    epoll = False
