@@ -26,7 +26,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IProtocol
 
 from txamqp091 import spec
-from txamqp091.blocking_loop import HIGH_WATER, SelectorLoop, SocketTransport, Timer
+from txamqp091.blocking_loop import SelectorLoop, SocketTransport, Timer
 from txamqp091.channel import Channel
 from txamqp091.codec import MethodFrame
 from txamqp091.connect import _apply_tcp_options, attempt_plan, is_permanent
@@ -55,8 +55,24 @@ def _locked(method: Callable[Concatenate[Any, _P], _R]) -> Callable[Concatenate[
     core, so several threads may share a connection."""
 
     def locked(self: Any, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with self._lock:
+        lock = self._lock
+        if not lock.acquire(blocking=False):
+            # Another thread drives the loop, perhaps waiting in process_data_events:
+            # wake it, and it lets us in between two turns.
+            connection = self if isinstance(self, BlockingConnection) else self._connection
+            with connection._handoff:
+                connection._lock_waiters += 1
+            try:
+                connection._loop.call_threadsafe(_nothing)
+                lock.acquire()
+            finally:
+                with connection._handoff:
+                    connection._lock_waiters -= 1
+                    connection._handoff.notify_all()
+        try:
             return method(self, *args, **kwargs)
+        finally:
+            lock.release()
 
     return cast(Callable[Concatenate[Any, _P], _R], functools.wraps(method)(locked))
 
@@ -98,9 +114,12 @@ class BlockingConnection:
             )
         self._loop = SelectorLoop()
         self._lock = self._loop.lock
+        # Threads waiting for the lock while another waits in process_data_events.
+        self._handoff = threading.Condition(threading.Lock())
+        self._lock_waiters = 0
         self._close_reported = False
         self._pending: deque[Callable[[], object]] = deque()
-        self._dispatching = 0
+        self._dispatch_state = threading.local()
         self._channels: dict[int, BlockingChannel] = {}
         try:
             self._impl: AMQPProtocol = self._connect_any(candidates)
@@ -181,9 +200,9 @@ class BlockingConnection:
                 raise
 
     def _drain(self) -> None:
-        """Run the loop until the socket has taken most of what was written."""
+        """Run the loop until the socket has taken everything written."""
         transport = self._transport
-        while transport.buffered > HIGH_WATER // 4 and not transport.disconnected:
+        while transport.buffered and not transport.disconnected:
             self._loop.poll(None)
 
     def _check_open(self) -> None:
@@ -202,16 +221,29 @@ class BlockingConnection:
                 raise reason
             raise ConnectionWrongStateError("the connection is not open") from reason
 
+    @property
+    def _dispatching(self) -> int:
+        """How deep this thread is in callback dispatch (0: not in a callback)."""
+        return getattr(self._dispatch_state, "depth", 0)
+
     def _dispatch(self) -> bool:
-        """Run the callbacks that are due; ``True`` if any ran."""
+        """Run the callbacks that are due; ``True`` if any ran.
+
+        Not from inside a callback (as in pika): a callback that calls
+        ``process_data_events`` or ``sleep`` processes I/O, but the next callbacks
+        wait until it has returned, so they run in order and never nest.
+        """
+        state = self._dispatch_state
+        if getattr(state, "depth", 0):
+            return False
         ran = False
-        self._dispatching += 1
+        state.depth = 1
         try:
             while self._pending:
                 self._pending.popleft()()
                 ran = True
         finally:
-            self._dispatching -= 1
+            state.depth = 0
         return ran
 
     # -- pika's API ------------------------------------------------------------------
@@ -251,16 +283,28 @@ class BlockingConnection:
         """
         self._check_open()
         deadline = None if time_limit is None else time.monotonic() + time_limit
-        with self._loop.lock:
-            while not self._pending:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                self._loop.poll(left)
-                if self._pending or (deadline is not None and time.monotonic() >= deadline):
-                    break
+        lock = self._loop.lock
+        nested = self._dispatching > 0  # from a callback: I/O only, no dispatch
+        while nested or not self._pending:
+            # One turn at a time under the lock: a thread waiting for the lock (to ack,
+            # publish or close) wakes this one and gets the lock between two turns.
+            with lock:
                 if not self._impl.is_open:
                     break
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                self._loop.poll(left)
+                if nested or (deadline is not None and time.monotonic() >= deadline):
+                    break
+            self._let_waiters_in()
         self._dispatch()
-        self._check_open()
+        if not isinstance(self._impl.close_reason, ConnectionClosedByClient):
+            self._check_open()  # closed by the application from a callback: no error
+
+    def _let_waiters_in(self) -> None:
+        """Wait until the threads that asked for the lock (see ``_locked``) have it."""
+        with self._handoff:
+            while self._lock_waiters:
+                self._handoff.wait(1.0)
 
     def sleep(self, duration: float) -> None:
         """Wait *duration* seconds while processing I/O and callbacks."""
@@ -639,6 +683,10 @@ class BlockingChannel:
             if tag in self._consumers and self.is_open:
                 self.basic_cancel(tag)
         self._stop_requested = True
+        # From another thread, start_consuming may be waiting in the loop: wake it.
+        self._connection._pending.append(_nothing)
+        if self._connection.is_open:
+            self._connection._loop.call_threadsafe(_nothing)
 
     def consume(
         self,
@@ -651,27 +699,39 @@ class BlockingChannel:
         """Yield ``(method, properties, body)`` for each message of *queue*; with
         *inactivity_timeout*, ``(None, None, None)`` after that many seconds without
         one. :meth:`cancel` ends it."""
-        self._check()
-        if self._generator is None:
-            generator = _ConsumeGenerator("", auto_ack)
+        with self._lock:
+            self._check()
+            if self._generator is None:
+                generator = _ConsumeGenerator("", auto_ack)
 
-            def delivered(_: Channel, method: Any, properties: Any, body: bytes) -> None:
-                generator.messages.append((method, properties, body))
-                # Something to process: ends the generator's wait in process_data_events.
-                self._connection._pending.append(_nothing)
+                def delivered(_: Channel, method: Any, properties: Any, body: bytes) -> None:
+                    generator.messages.append((method, properties, body))
+                    # Something to process: ends the wait in process_data_events.
+                    self._connection._pending.append(_nothing)
 
-            tag = self._wait(
-                self._impl.basic_consume(queue, delivered, auto_ack, exclusive, None, arguments)
-            )
-            generator.tag = tag
-            self._generator = generator
-        generator = self._generator
+                tag = self._wait(
+                    self._impl.basic_consume(
+                        queue, delivered, auto_ack, exclusive, None, arguments
+                    )
+                )
+                generator.tag = tag
+                self._generator = generator
+            generator = self._generator
         while self._generator is generator:
             if generator.messages:
                 yield generator.messages.popleft()
                 continue
-            self._connection.process_data_events(time_limit=inactivity_timeout)
-            if not generator.messages and inactivity_timeout is not None:
+            self._check()  # a channel or connection closed meanwhile: raised here
+            deadline = (
+                None if inactivity_timeout is None else time.monotonic() + inactivity_timeout
+            )
+            while not generator.messages and self._generator is generator:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._connection.process_data_events(time_limit=left)
+                self._check()
+            if not generator.messages and self._generator is generator:
                 yield (None, None, None)
 
     def get_waiting_message_count(self) -> int:
@@ -747,8 +807,8 @@ class BlockingChannel:
         d = self._impl.basic_publish(exchange, routing_key, body, properties, mandatory)
         if self._impl.confirming:
             self._wait(d)
-        elif self._connection._transport.buffered > HIGH_WATER:
-            # The socket is not keeping up: send before taking more (bounded memory).
+        elif self._connection._transport.buffered:
+            # As pika, return once the socket has taken the message (bounded memory).
             self._connection._drain()
 
     @_locked

@@ -386,7 +386,10 @@ class SocketTransport:
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as e:
-                self._lost(e)
+                # Not from inside the protocol's own write: tell it at the next turn
+                # (as a reactor would), and take no more bytes meanwhile.
+                self._closing = True
+                self._loop.callLater(0, self._lost, e)
                 return
             if sent == len(data):
                 return

@@ -857,3 +857,83 @@ class CallbackTests(BlockingTestCase):
         self.assertEqual(ch.get_waiting_message_count(), 2)
         self.assertEqual(ch.cancel(), 2)
         self.assertEqual(ch.get_waiting_message_count(), 0)
+
+
+class ThreadingAndOrderTests(BlockingTestCase):
+    """Threads sharing a connection; callbacks never nest."""
+
+    def test_worker_thread_acks_while_start_consuming_waits(self) -> None:
+        """With prefetch 1, each message is acked by a worker thread calling basic_ack
+        directly while the main thread waits in start_consuming: the ack goes out at
+        once (the waiting thread lets the worker in), so the next message comes."""
+        conn = self.connect()
+        ch = conn.channel()
+        q = self.queue(ch)
+        for n in range(3):
+            ch.basic_publish("", q, str(n).encode())
+        ch.basic_qos(prefetch_count=1)
+        handled: list[bytes] = []
+        workers: list[threading.Thread] = []
+
+        def work(tag: int, body: bytes) -> None:
+            ch.basic_ack(tag)
+            handled.append(body)
+            if len(handled) == 3:
+                ch.stop_consuming()
+
+        def on_message(channel: Any, method: Any, properties: Any, body: bytes) -> None:
+            worker = threading.Thread(target=work, args=(method.delivery_tag, body))
+            workers.append(worker)
+            worker.start()
+
+        ch.basic_consume(q, on_message)
+        timed_out: list[bool] = []
+
+        def give_up() -> None:
+            timed_out.append(True)
+            ch.stop_consuming()
+
+        guard = conn.call_later(WAIT * 2, give_up)
+        ch.start_consuming()
+        conn.remove_timeout(guard)
+        for worker in workers:
+            worker.join(WAIT)
+        self.assertEqual(handled, [b"0", b"1", b"2"])
+        self.assertEqual(timed_out, [], "stop_consuming from the worker did not end it")
+
+    def test_callbacks_do_not_nest(self) -> None:
+        """A callback that calls process_data_events processes I/O but the next
+        callbacks wait until it has returned (as in pika): in order, never nested."""
+        conn = self.connect()
+        ch = conn.channel()
+        q = self.queue(ch)
+        for n in range(5):
+            ch.basic_publish("", q, str(n).encode())
+        depth = [0]
+        seen: list[tuple[bytes, int]] = []
+
+        def on_message(channel: Any, method: Any, properties: Any, body: bytes) -> None:
+            depth[0] += 1
+            seen.append((body, depth[0]))
+            channel.basic_ack(method.delivery_tag)
+            conn.process_data_events(0.05)
+            depth[0] -= 1
+            if len(seen) == 5:
+                channel.stop_consuming()
+
+        ch.basic_consume(q, on_message)
+        ch.start_consuming()
+        self.assertEqual(seen, [(str(n).encode(), 1) for n in range(5)])
+
+    def test_consume_generator_raises_channel_close(self) -> None:
+        """The consume generator raises ChannelClosedByBroker when the broker closes
+        its channel (an ack of an unknown tag) instead of waiting for ever."""
+        ch = self.channel()
+        q = self.queue(ch)
+        ch.basic_publish("", q, b"m")
+        generator = ch.consume(q, inactivity_timeout=WAIT)
+        method, _, _ = next(generator)
+        self.assertIsNotNone(method)
+        ch.basic_ack(999)
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker):
+            next(generator)
