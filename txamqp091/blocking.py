@@ -18,6 +18,7 @@ import socket
 import ssl
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -426,7 +427,9 @@ class _HeartbeatKeeper:
     """
 
     def __init__(self, loop: SelectorLoop, interval: float) -> None:
-        self._loop = loop
+        # Weakly: a connection the application drops without close() must not be
+        # kept alive (with its socket and the broker's connection) by this thread.
+        self._loop = weakref.ref(loop)
         self._interval = interval
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="txamqp091-heartbeat", daemon=True)
@@ -434,15 +437,19 @@ class _HeartbeatKeeper:
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):
-            if not self._loop.lock.acquire(blocking=False):
+            loop = self._loop()
+            if loop is None:
+                return  # the connection was dropped and collected
+            if not loop.lock.acquire(blocking=False):
                 continue  # another thread is driving the loop: it keeps us alive
             try:
                 if not self._stopped.is_set():
-                    self._loop.poll(0)
+                    loop.poll(0)
             except Exception:  # pragma: no cover - the next call reports the state
                 pass
             finally:
-                self._loop.lock.release()
+                loop.lock.release()
+            del loop
 
     def stop(self) -> None:
         """Stop the thread (waits for it unless called from it)."""

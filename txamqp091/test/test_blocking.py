@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 import unittest
+import weakref
 from typing import Any
 
 import txamqp091 as pika
@@ -937,3 +938,22 @@ class ThreadingAndOrderTests(BlockingTestCase):
         ch.basic_ack(999)
         with self.assertRaises(pika.exceptions.ChannelClosedByBroker):
             next(generator)
+
+
+class DroppedConnectionTests(BlockingTestCase):
+    """A connection the application drops without close() does not live on."""
+
+    def test_dropped_connection_is_collected(self) -> None:
+        """Dropping the last reference to an open connection with heartbeats lets it be
+        collected: its heartbeat thread ends (it holds the loop weakly)."""
+        before = {t for t in threading.enumerate() if t.name == "txamqp091-heartbeat"}
+        conn = pika.BlockingConnection(self.params(heartbeat=2))
+        conn.channel()
+        (keeper,) = {t for t in threading.enumerate() if t.name == "txamqp091-heartbeat"} - before
+        collected: list[bool] = []
+        weakref.finalize(conn, collected.append, True)
+        del conn
+        gc.collect()
+        self.assertEqual(collected, [True])
+        keeper.join(WAIT)
+        self.assertFalse(keeper.is_alive())
