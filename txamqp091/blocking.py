@@ -120,6 +120,8 @@ class BlockingConnection:
         self._lock_waiters = 0
         self._close_reported = False
         self._pending: deque[Callable[[], object]] = deque()
+        # call_later timers due, their callbacks waiting in _pending.
+        self._queued_timers: set[Timer] = set()
         self._dispatch_state = threading.local()
         self._channels: dict[int, BlockingChannel] = {}
         try:
@@ -322,13 +324,26 @@ class BlockingConnection:
         ``process_data_events`` and friends)."""
         if not callable(callback):
             raise TypeError("callback must be callable")
-        return self._loop.callLater(delay, lambda: self._pending.append(callback))
+        queued = self._queued_timers
+
+        def due() -> None:
+            queued.add(timer)
+            self._pending.append(run)
+
+        def run() -> None:
+            if timer in queued:  # not removed since it fell due
+                queued.discard(timer)
+                callback()
+
+        timer = self._loop.callLater(delay, due)
+        return timer
 
     @_locked
     def remove_timeout(self, timeout_id: Timer) -> None:
-        """Cancel a :meth:`call_later` timer."""
+        """Cancel a :meth:`call_later` timer, also one due whose callback has not run."""
         if timeout_id.active():
             timeout_id.cancel()
+        self._queued_timers.discard(timeout_id)
 
     def add_callback_threadsafe(self, callback: Callable[[], object]) -> None:
         """Have ``callback()`` run by the connection's thread at its next loop turn; safe

@@ -957,3 +957,24 @@ class DroppedConnectionTests(BlockingTestCase):
         self.assertEqual(collected, [True])
         keeper.join(WAIT)
         self.assertFalse(keeper.is_alive())
+
+
+class TimerTests(BlockingTestCase):
+    """call_later and remove_timeout around a busy call."""
+
+    def test_remove_timeout_after_it_fell_due(self) -> None:
+        """A timer that fell due during another call (its callback queued, not run) is
+        still removed by remove_timeout: the callback never runs."""
+        conn = self.connect()
+        ch = conn.channel()
+        fired: list[str] = []
+        timer = conn.call_later(0, lambda: fired.append("watchdog"))
+        ch.queue_declare("", exclusive=True)  # a blocking call: the timer falls due here
+        conn.remove_timeout(timer)
+        conn.process_data_events(0.05)
+        self.assertEqual(fired, [])
+        kept = conn.call_later(0, lambda: fired.append("kept"))
+        ch.queue_declare("", exclusive=True)
+        conn.process_data_events(0.05)
+        self.assertEqual(fired, ["kept"])
+        self.assertFalse(kept.active())
