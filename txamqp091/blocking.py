@@ -496,12 +496,29 @@ def _nothing() -> None:
     """A callback that does nothing (wakes ``process_data_events``)."""
 
 
+class _Consumer:
+    """A :meth:`BlockingChannel.basic_consume` consumer: its callback, and the
+    deliveries received but not yet handed to it (dispatch happens only inside
+    ``process_data_events`` and friends)."""
+
+    __slots__ = ("auto_ack", "callback", "drain", "waiting")
+
+    def __init__(self, callback: OnMessage, auto_ack: bool) -> None:
+        self.callback = callback
+        self.auto_ack = auto_ack
+        self.waiting: deque[_Maybe] = deque()
+        #: Set by ``stop_consuming`` on an auto-ack consumer: what it received is
+        #: still given to its callback (the broker forgot those messages).
+        self.drain = False
+
+
 class _ConsumeGenerator:
     """The state of one :meth:`BlockingChannel.consume` generator."""
 
-    def __init__(self, tag: str, auto_ack: bool) -> None:
+    def __init__(self, tag: str, auto_ack: bool, params: tuple[Any, ...]) -> None:
         self.tag = tag
         self.auto_ack = auto_ack
+        self.params = params
         self.messages: deque[_Delivery] = deque()
 
 
@@ -517,7 +534,7 @@ class BlockingChannel:
         channel_impl.add_on_cancel_callback(self._on_broker_cancel)
         # A close wakes a process_data_events waiting for deliveries of this channel.
         channel_impl.add_on_close_callback(lambda *_: connection._pending.append(_nothing))
-        self._consumers: dict[str, OnMessage] = {}
+        self._consumers: dict[str, _Consumer] = {}
         self._generator: _ConsumeGenerator | None = None
         self._consuming = False
         self._stop_requested = False
@@ -654,15 +671,15 @@ class BlockingChannel:
         if consumer_tag is not None and consumer_tag in self._consumers:
             raise DuplicateConsumerTag(consumer_tag)
         pending = self._connection._pending
+        consumer = _Consumer(on_message_callback, auto_ack)
+
+        def run() -> None:
+            if consumer.waiting and (consumer.drain or self._consumers.get(tag) is consumer):
+                method, properties, body = consumer.waiting.popleft()
+                consumer.callback(self, method, properties, body)
 
         def delivered(_: Channel, method: Any, properties: Any, body: bytes) -> None:
-            tag = method.consumer_tag
-
-            def run() -> None:
-                callback = self._consumers.get(tag)
-                if callback is not None:
-                    callback(self, method, properties, body)
-
+            consumer.waiting.append((method, properties, body))
             pending.append(run)
 
         tag: str = self._wait(
@@ -670,18 +687,38 @@ class BlockingChannel:
                 queue, delivered, auto_ack, exclusive, consumer_tag, arguments
             )
         )
-        self._consumers[tag] = on_message_callback
+        self._consumers[tag] = consumer
         return tag
 
     @_locked
-    def basic_cancel(self, consumer_tag: str) -> list[_Delivery]:
-        """Cancel a consumer.
+    def basic_cancel(self, consumer_tag: str) -> list[tuple[BlockingChannel, Any, Any, bytes]]:
+        """Cancel a consumer. As in pika, deliveries received for it but not yet given
+        to its callback are not given to it: for a consumer with ``auto_ack=False``
+        they are rejected with requeue (the broker delivers them again); for an
+        ``auto_ack=True`` consumer (whose messages the broker already forgot) they
+        are returned.
 
-        :returns: ``[]`` (messages already received are not handed back).
+        :returns: ``[(channel, method, properties, body), ...]`` for an ``auto_ack``
+            consumer, else ``[]``.
         """
+        consumer = self._cancel(consumer_tag)
+        return self._hand_back(consumer) if consumer is not None else []
+
+    def _cancel(self, consumer_tag: str) -> _Consumer | None:
         self._check()
         self._wait(self._impl.basic_cancel(consumer_tag))
-        self._consumers.pop(consumer_tag, None)
+        return self._consumers.pop(consumer_tag, None)
+
+    def _hand_back(self, consumer: _Consumer) -> list[tuple[BlockingChannel, Any, Any, bytes]]:
+        """Take the deliveries *consumer* has not seen: returned when auto-acked,
+        else rejected with requeue, so none stays unacknowledged and unseen."""
+        waiting = list(consumer.waiting)
+        consumer.waiting.clear()
+        if consumer.auto_ack:
+            return [(self, method, properties, body) for method, properties, body in waiting]
+        if self._impl.is_open:
+            for method, _, _ in waiting:
+                self._impl.basic_reject(method.delivery_tag, True)
         return []
 
     def start_consuming(self) -> None:
@@ -699,11 +736,21 @@ class BlockingChannel:
 
     @_locked
     def stop_consuming(self, consumer_tag: str | None = None) -> None:
-        """Cancel one consumer, or all, and make ``start_consuming`` return."""
+        """Cancel one consumer, or all, and make ``start_consuming`` return.
+
+        Deliveries received but not yet dispatched are rejected with requeue for
+        ``auto_ack=False`` consumers (as pika); for ``auto_ack=True`` consumers they
+        are still given to the callback before ``start_consuming`` returns (pika drops
+        them: the broker already forgot them, so they would be lost)."""
         tags = [consumer_tag] if consumer_tag is not None else list(self._consumers)
         for tag in tags:
             if tag in self._consumers and self.is_open:
-                self.basic_cancel(tag)
+                consumer = self._cancel(tag)
+                if consumer is not None:
+                    if consumer.auto_ack:
+                        consumer.drain = True
+                    else:
+                        self._hand_back(consumer)
         self._stop_requested = True
         # From another thread, start_consuming may be waiting in the loop: wake it.
         self._connection._pending.append(_nothing)
@@ -721,10 +768,24 @@ class BlockingChannel:
         """Yield ``(method, properties, body)`` for each message of *queue*; with
         *inactivity_timeout*, ``(None, None, None)`` after that many seconds without
         one. :meth:`cancel` ends it."""
+        if inactivity_timeout is not None and (
+            isinstance(inactivity_timeout, bool)
+            or not isinstance(inactivity_timeout, (int, float))
+            or inactivity_timeout < 0
+        ):
+            raise ValueError(
+                f"inactivity_timeout must be None or >= 0, not {inactivity_timeout!r}"
+            )
+        params = (queue, auto_ack, exclusive)
         with self._lock:
             self._check()
+            if self._generator is not None and self._generator.params != params:
+                raise ValueError(
+                    "consume() with other parameters while a consume generator is active: "
+                    f"was {self._generator.params!r}, now {params!r}; cancel() it first"
+                )
             if self._generator is None:
-                generator = _ConsumeGenerator("", auto_ack)
+                generator = _ConsumeGenerator("", auto_ack, params)
 
                 def delivered(_: Channel, method: Any, properties: Any, body: bytes) -> None:
                     generator.messages.append((method, properties, body))

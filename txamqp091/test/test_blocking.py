@@ -330,6 +330,127 @@ class ChannelTests(BlockingTestCase):
             ch.basic_consume(q, lambda *a: None, consumer_tag="ctag")
         self.assertEqual(ch.basic_cancel("ctag"), [])
 
+    def _fill(self, ch: pika.BlockingChannel, q: str, count: int) -> None:
+        """Publish *count* confirmed messages ``0``, ``1``, ... (in the queue on return)."""
+        ch.confirm_delivery()
+        for i in range(count):
+            ch.basic_publish("", q, str(i).encode())
+
+    def _get_all(self, ch: pika.BlockingChannel, q: str, count: int) -> list[Any]:
+        """``basic_get`` *count* messages (acking them), waiting at most WAIT seconds."""
+        got: list[Any] = []
+        deadline = time.monotonic() + WAIT
+        while len(got) < count and time.monotonic() < deadline:
+            method, _props, body = ch.basic_get(q)
+            if method is None:
+                ch.connection.process_data_events(time_limit=0.05)
+                continue
+            ch.basic_ack(method.delivery_tag)
+            got.append((method, body))
+        return got
+
+    def test_basic_cancel_requeues_undispatched(self) -> None:
+        """Cancelling an ``auto_ack=False`` consumer from its callback rejects (with
+        requeue) what it received but had not dispatched: the callback does not see
+        them, and they come back to the queue instead of staying unacknowledged."""
+        ch = self.channel()
+        q = self.queue(ch)
+        self._fill(ch, q, 20)
+        seen: list[bytes] = []
+        returned: list[Any] = []
+
+        def on_message(channel: Any, method: Any, props: Any, body: bytes) -> None:
+            seen.append(body)
+            channel.basic_ack(method.delivery_tag)
+            returned.append(channel.basic_cancel(method.consumer_tag))
+
+        ch.basic_consume(q, on_message)
+        guard = ch.connection.call_later(WAIT, ch.stop_consuming)
+        ch.start_consuming()
+        ch.connection.remove_timeout(guard)
+        self.assertEqual(seen, [b"0"])
+        self.assertEqual(returned, [[]])
+        # On the same channel: a message still held unacknowledged would not come back.
+        got = self._get_all(ch, q, 19)
+        self.assertEqual(sorted(int(body) for _, body in got), list(range(1, 20)))
+        self.assertTrue(any(method.redelivered for method, _ in got))
+
+    def test_basic_cancel_returns_undispatched_auto_ack(self) -> None:
+        """Cancelling an ``auto_ack=True`` consumer returns what it received but had not
+        dispatched, as ``(channel, method, properties, body)``."""
+        ch = self.channel()
+        q = self.queue(ch)
+        self._fill(ch, q, 20)
+        seen: list[bytes] = []
+        returned: list[Any] = []
+
+        def on_message(channel: Any, method: Any, props: Any, body: bytes) -> None:
+            seen.append(body)
+            returned.extend(channel.basic_cancel(method.consumer_tag))
+
+        ch.basic_consume(q, on_message, auto_ack=True)
+        guard = ch.connection.call_later(WAIT, ch.stop_consuming)
+        ch.start_consuming()
+        ch.connection.remove_timeout(guard)
+        self.assertEqual(seen, [b"0"])
+        self.assertTrue(all(item[0] is ch for item in returned))
+        self.assertTrue(all(isinstance(item[1], pika.spec.Basic.Deliver) for item in returned))
+        left = ch.queue_declare(q, passive=True).method.message_count
+        bodies = [int(item[3]) for item in returned]
+        self.assertEqual(bodies, list(range(1, 1 + len(bodies))))
+        self.assertEqual(1 + len(bodies) + left, 20)
+
+    def test_stop_consuming_keeps_auto_acked_messages(self) -> None:
+        """``stop_consuming`` from a callback still gives an ``auto_ack=True`` consumer
+        what it had received (the broker has forgotten those messages), and requeues
+        what an ``auto_ack=False`` consumer had received."""
+        ch = self.channel()
+        auto_q = self.queue(ch)
+        manual_q = self.queue(ch)
+        self._fill(ch, auto_q, 20)
+        self._fill(ch, manual_q, 20)
+        auto_seen: list[int] = []
+        manual_seen: list[int] = []
+
+        def on_auto(channel: Any, method: Any, props: Any, body: bytes) -> None:
+            auto_seen.append(int(body))
+            if len(auto_seen) == 1:
+                channel.stop_consuming()
+
+        def on_manual(channel: Any, method: Any, props: Any, body: bytes) -> None:
+            manual_seen.append(int(body))
+            channel.basic_ack(method.delivery_tag)
+
+        ch.basic_consume(manual_q, on_manual)
+        ch.basic_consume(auto_q, on_auto, auto_ack=True)
+        guard = ch.connection.call_later(WAIT, ch.stop_consuming)
+        ch.start_consuming()
+        ch.connection.remove_timeout(guard)
+        self.assertEqual(ch.consumer_tags, [])
+        left = ch.queue_declare(auto_q, passive=True).method.message_count
+        self.assertEqual(auto_seen, list(range(len(auto_seen))))
+        self.assertEqual(len(auto_seen) + left, 20)
+        got = self._get_all(ch, manual_q, 20 - len(manual_seen))
+        self.assertEqual(sorted(manual_seen + [int(body) for _, body in got]), list(range(20)))
+
+    def test_consume_other_parameters_refused(self) -> None:
+        """A second ``consume()`` with other parameters while one is active raises
+        ``ValueError``; the same parameters resume the same generator."""
+        ch = self.channel()
+        q = self.queue(ch)
+        ch.basic_publish("", q, b"x")
+        first = ch.consume(q, inactivity_timeout=WAIT)
+        _method, _, body = next(first)
+        self.assertEqual(body, b"x")
+        with self.assertRaises(ValueError):
+            next(ch.consume(q, auto_ack=True, inactivity_timeout=0.1))
+        with self.assertRaises(ValueError):
+            next(ch.consume(q, inactivity_timeout=-1))
+        ch.basic_publish("", q, b"y")
+        _, _, body = next(ch.consume(q, inactivity_timeout=WAIT))
+        self.assertEqual(body, b"y")
+        self.assertEqual(ch.cancel(), 0)
+
     def test_consume_inactivity_timeout(self) -> None:
         """``consume(inactivity_timeout=...)`` yields (None, None, None) when idle."""
         ch = self.channel()
