@@ -85,6 +85,7 @@ class Timer:
         if self.called:
             raise AlreadyCalled()
         self.cancelled = True
+        self._loop._stale += 1  # its heap entry stays until popped or compacted
 
     def delay(self, secondsLater: float) -> None:
         """Move the call *secondsLater* seconds later."""
@@ -96,6 +97,7 @@ class Timer:
             raise AlreadyCalled() if self.called else AlreadyCancelled()
         # The heap entry under the old time goes stale and is skipped.
         self.time = self._loop.seconds() + max(0.0, secondsFromNow)
+        self._loop._stale += 1
         self._loop._push(self)
 
     def active(self) -> bool:
@@ -104,6 +106,14 @@ class Timer:
 
 
 _READ, _WRITE = 1, 2
+#: Stale heap entries tolerated before the heap may be compacted.
+_COMPACT_MIN = 256
+
+
+def _live(entry: tuple[float, int, Timer]) -> bool:
+    """Whether a heap entry is its timer's current, still active schedule."""
+    timer = entry[2]
+    return entry[0] == timer.time and not (timer.called or timer.cancelled)
 
 
 class _EpollPoller:
@@ -208,6 +218,10 @@ class SelectorLoop:
             _EpollPoller() if epoll else _SelectorsPoller()
         )
         self._timers: list[tuple[float, int, Timer]] = []
+        #: Heap entries of cancelled or moved timers, not yet popped: the heap is
+        #: rebuilt without them when they are most of it (a cancelled 30 s RPC timeout
+        #: per call would otherwise pile up for 30 s).
+        self._stale = 0
         self._seq = itertools.count()
         #: Held by whichever thread runs the loop or calls into the core.
         self.lock = threading.RLock()
@@ -233,11 +247,16 @@ class SelectorLoop:
         return timer
 
     def _push(self, timer: Timer) -> None:
-        heapq.heappush(self._timers, (timer.time, next(self._seq), timer))
+        timers = self._timers
+        if self._stale > _COMPACT_MIN and 2 * self._stale > len(timers):
+            timers[:] = [entry for entry in timers if _live(entry)]
+            heapq.heapify(timers)
+            self._stale = 0
+        heapq.heappush(timers, (timer.time, next(self._seq), timer))
 
     def getDelayedCalls(self) -> list[Timer]:
         """The calls still scheduled."""
-        return [timer for when, _, timer in self._timers if timer.active() and when == timer.time]
+        return [entry[2] for entry in self._timers if _live(entry)]
 
     # -- threads ---------------------------------------------------------------------
 
@@ -268,8 +287,9 @@ class SelectorLoop:
 
     def _next_timeout(self, limit: float | None) -> float | None:
         timers = self._timers
-        while timers and (not timers[0][2].active() or timers[0][0] != timers[0][2].time):
+        while timers and not _live(timers[0]):
             heapq.heappop(timers)  # cancelled, or moved by reset()
+            self._stale = max(0, self._stale - 1)
         if self._threadsafe:
             return 0.0
         if not timers:
@@ -311,8 +331,10 @@ class SelectorLoop:
         now = self.seconds()
         timers = self._timers
         while timers and timers[0][0] <= now:
-            when, _, timer = heapq.heappop(timers)
-            if not timer.active() or when != timer.time:
+            entry = heapq.heappop(timers)
+            timer = entry[2]
+            if not _live(entry):
+                self._stale = max(0, self._stale - 1)
                 continue
             timer.called = True
             timer.func(*timer.args, **timer.kw)
@@ -359,6 +381,8 @@ class SocketTransport:
         self._sock = sock
         self.protocol = protocol
         self._out: deque[bytes] = deque()
+        #: How much of ``_out[0]`` the socket already took (no copy per partial send).
+        self._out_offset = 0
         self._out_bytes = 0
         self._writing = False
         self._producer: IPushProducer | None = None
@@ -461,17 +485,23 @@ class SocketTransport:
         out = self._out
         while out:
             chunk = out[0]
+            offset = self._out_offset
             try:
-                sent = self._sock.send(chunk)
+                if offset:
+                    with memoryview(chunk) as view:
+                        sent = self._sock.send(view[offset:])
+                else:
+                    sent = self._sock.send(chunk)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
                 self._lost(e)
                 return
             self._out_bytes -= sent
-            if sent < len(chunk):
-                out[0] = chunk[sent:]
+            if offset + sent < len(chunk):
+                self._out_offset = offset + sent
                 return
+            self._out_offset = 0
             out.popleft()
         self._writing = False
         if not self.disconnected:
@@ -491,6 +521,7 @@ class SocketTransport:
             return
         self.disconnected = True
         self._out.clear()
+        self._out_offset = 0
         self._out_bytes = 0
         self._loop.unregister(self._sock)
         try:

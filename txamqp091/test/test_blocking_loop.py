@@ -152,6 +152,25 @@ class SelectorLoopClockTests(unittest.TestCase):
         self.assertAlmostEqual(t.getTime(), before + 50, delta=1.0)
         self.assertEqual(loop.getDelayedCalls(), [t])
 
+    def test_cancelled_timers_do_not_pile_up(self) -> None:
+        """Cancelled (and moved) timers far in the future do not stay in the heap by
+        the thousand: it is compacted once they are most of it, and what is live
+        still runs in order."""
+        loop = make_loop(self)
+        ran: list[int] = []
+        keep = [loop.callLater(0, ran.append, i) for i in range(3)]
+        for _ in range(10_000):
+            loop.callLater(30, ran.append, -1).cancel()
+        moved = loop.callLater(30, ran.append, 3)
+        for _ in range(10_000):
+            moved.reset(30)
+        self.assertLess(len(loop._timers), 1_000)
+        self.assertEqual(loop.getDelayedCalls(), [*keep, moved])
+        loop.poll(0)
+        self.assertEqual(ran, [0, 1, 2])
+        moved.cancel()
+        self.assertEqual(loop.getDelayedCalls(), [])
+
     def test_timer_exception_propagates_from_poll(self) -> None:
         """An exception raised by a timer's callable comes out of ``poll``."""
         loop = make_loop(self)
@@ -353,6 +372,31 @@ class SocketTransportTests(unittest.TestCase):
         self.assertEqual(len(received), len(payload))
         self.assertEqual(len(self.proto.lost), 1)
         self.assertTrue(self.proto.lost[0].check(ConnectionDone))
+
+    def test_partial_sends_do_not_copy_the_rest(self) -> None:
+        """After a partial send the rest of a large write is sent from an offset into
+        the same bytes (not a copy of the remainder per send), and arrives intact."""
+        payload = bytes(range(256)) * (32 * 1024)  # 8 MiB
+        self.transport.write(payload)
+        pending = self.transport._out[0]
+        self.assertGreater(self.transport.buffered, 0, "nothing buffered; enlarge payload")
+        received = bytearray()
+        self.peer.settimeout(0.0)
+        sends = 0
+        for _ in range(100000):
+            if len(received) == len(payload):
+                break
+            try:
+                received += self.peer.recv(64 * 1024)
+            except BlockingIOError:
+                before = self.transport.buffered
+                self.loop.poll(0)
+                if self.transport._out:
+                    self.assertIs(self.transport._out[0], pending)
+                sends += before != self.transport.buffered
+        self.assertGreater(sends, 1)
+        self.assertEqual(bytes(received), payload)
+        self.assertEqual(self.transport.buffered, 0)
 
     def test_peer_close(self) -> None:
         """The peer closing makes ``connectionLost`` fire (``ConnectionDone``)."""
