@@ -305,6 +305,10 @@ class BlockingConnection:
 
     def _let_waiters_in(self) -> None:
         """Wait until the threads that asked for the lock (see ``_locked``) have it."""
+        if not self._lock_waiters:
+            # Read without the condition's lock: a waiter counts itself before it wakes
+            # the loop, so one that woke this turn is seen here.
+            return
         with self._handoff:
             while self._lock_waiters:
                 self._handoff.wait(1.0)

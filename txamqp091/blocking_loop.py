@@ -142,6 +142,10 @@ class _EpollPoller:
     def poll(self, timeout: float | None) -> list[tuple[Any, int]]:
         ready = self._epoll.poll(-1 if timeout is None else timeout)
         data = self._data
+        if len(ready) == 1:  # the common case: one socket readable
+            fd, mask = ready[0]
+            if mask == select.EPOLLIN and fd in data:
+                return [(data[fd], _READ)]
         return [
             (
                 data[fd],
@@ -294,7 +298,7 @@ class SelectorLoop:
             return 0.0
         if not timers:
             return limit
-        wait = max(0.0, timers[0][0] - self.seconds())
+        wait = max(0.0, timers[0][0] - time.monotonic())
         return wait if limit is None else min(wait, limit)
 
     def poll(self, timeout: float | None) -> None:
@@ -328,8 +332,10 @@ class SelectorLoop:
             pass
 
     def _run_timers(self) -> None:
-        now = self.seconds()
         timers = self._timers
+        if not timers:
+            return
+        now = time.monotonic()
         while timers and timers[0][0] <= now:
             entry = heapq.heappop(timers)
             timer = entry[2]
