@@ -14,8 +14,6 @@ As in pika, message and event callbacks run only inside
 from __future__ import annotations
 
 import functools
-import socket
-import ssl
 import threading
 import time
 import weakref
@@ -24,13 +22,12 @@ from collections.abc import Callable, Generator, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IProtocol
 
 from txamqp091 import spec
-from txamqp091.blocking_loop import SelectorLoop, SocketTransport, Timer
+from txamqp091.blocking_loop import SelectorLoop, Timer
 from txamqp091.channel import Channel
 from txamqp091.codec import MethodFrame
-from txamqp091.connect import _apply_tcp_options, attempt_plan, is_permanent
+from txamqp091.connect import attempt_plan, is_permanent
 from txamqp091.exceptions import (
     AMQPConnectionError,
     ChannelClosedByBroker,
@@ -43,7 +40,10 @@ from txamqp091.exceptions import (
 from txamqp091.exchange_type import ExchangeType
 from txamqp091.parameters import ConnectionParameters, Parameters
 from txamqp091.protocol import AMQPProtocol
-from txamqp091.tls import _TLSProtocol
+from txamqp091.socket_connect import attach, connect_socket, tls_context
+
+#: The former name of :func:`txamqp091.socket_connect.tls_context`.
+_tls_context = tls_context
 
 __all__ = ["BlockingChannel", "BlockingConnection"]
 
@@ -168,26 +168,13 @@ class BlockingConnection:
         raise AMQPConnectionError(repr(last)) from last
 
     def _connect(self, params: Parameters) -> AMQPProtocol:
-        tls = _tls_context(params) if params.ssl_options is not None else None
-        timeout = params.socket_timeout or 10.0
-        try:
-            sock = socket.create_connection((params.host, params.port), timeout=timeout)
-        except TimeoutError as e:
-            raise AMQPConnectionError(
-                f"TCP connect to {params.host}:{params.port} timed out"
-            ) from e
-        except OSError as e:
-            raise AMQPConnectionError(f"{params.host}:{params.port}: {e}") from e
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tls = tls_context(params) if params.ssl_options is not None else None
         protocol = AMQPProtocol(params, self._loop)
-        # With TLS, the core's memory-BIO TLS layer sits between the socket and AMQP.
-        lowest: IProtocol = protocol
-        if tls is not None:
-            lowest = _TLSProtocol(protocol, *tls)
-        transport = self._transport = SocketTransport(self._loop, sock, lowest)
-        _apply_tcp_options(transport, params.tcp_options)
-        lowest.makeConnection(transport)
         with self._loop.lock:
+            sock = self._loop.run_until(
+                connect_socket(self._loop, params.host, params.port, params.socket_timeout)
+            )
+            self._transport = attach(self._loop, sock, params, protocol, tls)
             return self._loop.run_until(protocol.ready)
 
     # -- waiting ---------------------------------------------------------------------
@@ -475,25 +462,6 @@ class _HeartbeatKeeper:
         self._stopped.set()
         if threading.current_thread() is not self._thread:
             self._thread.join()
-
-
-def _tls_context(params: Parameters) -> tuple[ssl.SSLContext, str]:
-    """The standard-library context and server name for *params*' TLS settings.
-
-    An ``amqps://`` URL without TLS options gets the platform's defaults: its CAs and
-    a host name check. A Twisted connection creator is for the Twisted face only.
-    """
-    options = params.ssl_options
-    assert options is not None
-    hostname = options.server_hostname or params.host
-    if options.ssl_context is not None:
-        return options.ssl_context, hostname
-    if options.connection_creator is not None:
-        raise TypeError(
-            "the Blocking face takes TLS settings as an ssl.SSLContext "
-            "(SSLOptions(context)), not a Twisted connection creator"
-        )
-    return ssl.create_default_context(), hostname
 
 
 def _nothing() -> None:

@@ -281,6 +281,11 @@ class SelectorLoop:
         """Watch *sock* for reading on behalf of *transport*."""
         self._poller.register(sock, _READ, transport)
 
+    def watch_writable(self, sock: socket.socket, watcher: Any) -> None:
+        """Watch *sock* (a connect in progress) until writable: the loop calls
+        ``watcher._writable()`` (or ``_readable()``); unregister it then."""
+        self._poller.register(sock, _WRITE, watcher)
+
     def modify(self, sock: socket.socket, transport: SocketTransport, write: bool) -> None:
         """Also watch *sock* for writing (or stop)."""
         self._poller.modify(sock, _READ | (_WRITE if write else 0), transport)
