@@ -161,6 +161,7 @@ class Channel(Lifecycle, ChannelConsumers, ChannelRPCs):
         ] = []
         self._cancel_callbacks: list[Callable[[_AnyFrame], object]] = []
         self._flow_callbacks: list[Callable[[bool], object]] = []
+        self._confirm_callbacks: list[Callable[[_AnyFrame], object]] = []
         self._close_timer: IDelayedCall | None = None
         # Content being assembled: method, properties, remaining size, parts.
         self._content_method: spec.Method | None = None
@@ -217,6 +218,22 @@ class Channel(Lifecycle, ChannelConsumers, ChannelRPCs):
     def add_on_cancel_callback(self, callback: Callable[[_AnyFrame], object]) -> None:
         """Call ``callback(method_frame)`` when the broker cancels a consumer."""
         self._cancel_callbacks.append(callback)
+
+    def add_on_confirm_callback(self, callback: Callable[[_AnyFrame], object]) -> None:
+        """Call ``callback(frame)`` with each ``Basic.Ack`` or ``Basic.Nack`` frame the
+        broker sends in confirm mode, as it came (``delivery_tag``, ``multiple``), after
+        the publishes it covers are settled. For faces that hand confirms to the
+        application as frames (pika's ``confirm_delivery(ack_nack_callback)``)."""
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        self._confirm_callbacks.append(callback)
+
+    def _confirmed(self, frame: _AnyFrame) -> None:
+        for cb in list(self._confirm_callbacks):
+            try:
+                cb(frame)
+            except Exception:
+                _log.failure("on-confirm callback {cb!r} failed", cb=cb)
 
     def add_on_flow_callback(self, callback: Callable[[bool], object]) -> None:
         """Call ``callback(active)`` when the broker sends ``Channel.Flow``."""
@@ -553,6 +570,8 @@ class Channel(Lifecycle, ChannelConsumers, ChannelRPCs):
         kind = type(method)
         if kind is _Ack:
             self._on_confirm(method.delivery_tag, method.multiple, method)  # type: ignore[attr-defined]
+            if self._confirm_callbacks:
+                self._confirmed(frame)
             return
         rpc = self._current
         if rpc is not None and kind in rpc.replies:
@@ -602,6 +621,8 @@ class Channel(Lifecycle, ChannelConsumers, ChannelRPCs):
     def _on_nack(self, frame: _AnyFrame) -> None:
         method: Any = frame.method
         self._on_confirm(method.delivery_tag, method.multiple, method)
+        if self._confirm_callbacks:
+            self._confirmed(frame)
 
     def _on_return(self, message: ReturnedMessage) -> None:
         if self._unconfirmed_n:

@@ -682,6 +682,37 @@ class ConfirmTests(ChannelTestCase):
         self.assertEqual(self.successResultOf(ds[3]).delivery_tag, 4)
         self.finish(broker)
 
+    def test_confirm_callback_gets_frames_as_sent(self) -> None:
+        """``add_on_confirm_callback`` receives each Ack/Nack frame as the broker sent
+        it (a multiple ack once, not per publish), after the publishes are settled;
+        a failing callback is logged and does not stop the others."""
+        broker, ch = self.confirming()
+        seen: list[tuple[type, int, bool, int]] = []
+
+        def failing(frame: Any) -> None:
+            raise RuntimeError("boom")
+
+        ch.add_on_confirm_callback(failing)
+        ch.add_on_confirm_callback(
+            lambda frame: seen.append(
+                (
+                    type(frame.method),
+                    frame.method.delivery_tag,
+                    frame.method.multiple,
+                    ch.unconfirmed_count,
+                )
+            )
+        )
+        self.assertRaises(TypeError, ch.add_on_confirm_callback, "not callable")
+        ds = [ch.basic_publish("", "q", b"%d" % i) for i in range(3)]
+        for d in ds:
+            d.addErrback(lambda f: None)
+        broker.send_method(1, spec.Basic.Ack(2, True))
+        broker.send_method(1, spec.Basic.Nack(3, False, False))
+        self.assertEqual(seen, [(spec.Basic.Ack, 2, True, 1), (spec.Basic.Nack, 3, False, 0)])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+        self.finish(broker)
+
     def test_nack(self) -> None:
         """Basic.Nack fails the publish with NackError carrying the published message."""
         broker, ch = self.confirming()
