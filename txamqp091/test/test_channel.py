@@ -693,16 +693,12 @@ class ConfirmTests(ChannelTestCase):
             raise RuntimeError("boom")
 
         ch.add_on_confirm_callback(failing)
-        ch.add_on_confirm_callback(
-            lambda frame: seen.append(
-                (
-                    type(frame.method),
-                    frame.method.delivery_tag,
-                    frame.method.multiple,
-                    ch.unconfirmed_count,
-                )
-            )
-        )
+
+        def record(frame: Any) -> None:
+            method: Any = frame.method
+            seen.append((type(method), method.delivery_tag, method.multiple, ch.unconfirmed_count))
+
+        ch.add_on_confirm_callback(record)
         self.assertRaises(TypeError, ch.add_on_confirm_callback, "not callable")
         ds = [ch.basic_publish("", "q", b"%d" % i) for i in range(3)]
         for d in ds:
