@@ -18,6 +18,7 @@ from txamqp091.connect import AMQPClientFactory, connect
 from txamqp091.message import ConsumerQueue, ReceivedMessage, ReturnedMessage
 from txamqp091.protocol import AMQPProtocol
 from txamqp091.recovering_channel import RecoveringChannel
+from txamqp091.select_connection import IOLoop, SelectConnection
 from txamqp091.service import AMQPClientService
 
 __all__ = [
@@ -32,11 +33,13 @@ __all__ = [
     "ConsumerQueue",
     "DeliveryMode",
     "ExternalCredentials",
+    "IOLoop",
     "PlainCredentials",
     "ReceivedMessage",
     "RecoveringChannel",
     "ReturnedMessage",
     "SSLOptions",
+    "SelectConnection",
     "URLParameters",
     "__version__",
     "connect",

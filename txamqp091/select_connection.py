@@ -1,0 +1,231 @@
+"""The Select face: pika's ``SelectConnection`` and ``IOLoop`` over the core.
+
+The loop is the Blocking face's :class:`~txamqp091.blocking_loop.SelectorLoop` (epoll
+where it exists), run by :meth:`IOLoop.start` until :meth:`IOLoop.stop`; the
+connection is :class:`~txamqp091.callback_connection.CallbackConnection` with a
+non-blocking TCP connect (:mod:`txamqp091.socket_connect`). Nothing here speaks AMQP.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twisted.internet.defer import Deferred
+
+from txamqp091.blocking_loop import SelectorLoop, SocketTransport, Timer
+from txamqp091.callback_connection import CallbackConnection
+from txamqp091.exceptions import (
+    AMQPConnectionWorkflowAborted,
+    AMQPConnectionWorkflowFailed,
+    AMQPConnectionWorkflowWrongState,
+    ConnectionOpenAborted,
+)
+from txamqp091.parameters import Parameters
+from txamqp091.protocol import AMQPProtocol
+from txamqp091.socket_connect import attach, connect_socket, tls_context
+
+__all__ = ["IOLoop", "SelectConnection"]
+
+
+class IOLoop:
+    """pika's ``IOLoop``: timers, thread-safe callbacks, and ``start()``/``stop()``."""
+
+    def __init__(self) -> None:
+        self._loop = SelectorLoop()
+        self._stopping = False
+        self._running = False
+        self._error: BaseException | None = None
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
+        """Call ``callback()`` after *delay* seconds, from the loop.
+
+        :returns: a handle for :meth:`remove_timeout`.
+        """
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
+            raise ValueError(f"delay must be a number >= 0, not {delay!r}")
+        return self._loop.callLater(delay, callback)
+
+    def remove_timeout(self, timeout_handle: Timer) -> None:
+        """Cancel a :meth:`call_later` timer (nothing if it ran or was removed)."""
+        if timeout_handle.active():
+            timeout_handle.cancel()
+
+    def add_callback_threadsafe(self, callback: Callable[[], object]) -> None:
+        """Have ``callback()`` run by the loop at its next turn; safe from any thread
+        (it wakes a waiting loop)."""
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        self._loop.call_threadsafe(callback)
+
+    add_callback = add_callback_threadsafe
+
+    def process_timeouts(self) -> None:
+        """Run the timers that are due."""
+        self._loop._run_timers()
+
+    def start(self) -> None:
+        """Run the loop until :meth:`stop`; an exception raised by an application
+        callback stops it and is raised here, as in pika."""
+        if self._running:
+            raise RuntimeError("the IOLoop is already running")
+        self._running = True
+        try:
+            while not self._stopping and self._error is None:
+                self._loop.poll(None)
+        finally:
+            self._running = False
+            self._stopping = False
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def stop(self) -> None:
+        """Make :meth:`start` return after the current turn (from a callback, or from
+        another thread)."""
+        self._stopping = True
+        self._loop.call_threadsafe(_nothing)
+
+    def close(self) -> None:
+        """Release the loop's resources (once stopped)."""
+        self._loop.close()
+
+    def _callback_failed(self, error: BaseException) -> None:
+        if self._error is None:
+            self._error = error
+        self._loop.call_threadsafe(_nothing)
+
+
+def _nothing() -> None:
+    """A callback that does nothing (wakes the loop)."""
+
+
+class SelectConnection(CallbackConnection):
+    """pika's ``SelectConnection``: the asynchronous API on an :class:`IOLoop`.
+
+    The connection is attempted once the loop runs (``connection.ioloop.start()``).
+    See :class:`~txamqp091.callback_connection.CallbackConnection` for the callbacks.
+
+    :param custom_ioloop: an :class:`IOLoop` to share (default: a new one).
+    :param internal_connection_workflow: accepted for pika's signature; attempts
+        always follow the parameters' ``connection_attempts`` and ``retry_delay``.
+    """
+
+    def __init__(
+        self,
+        parameters: Parameters | None = None,
+        on_open_callback: Callable[[Any], object] | None = None,
+        on_open_error_callback: Callable[[Any, BaseException], object] | None = None,
+        on_close_callback: Callable[[Any, BaseException], object] | None = None,
+        custom_ioloop: IOLoop | None = None,
+        internal_connection_workflow: bool = True,
+        *,
+        candidates: list[Parameters] | None = None,
+    ) -> None:
+        if custom_ioloop is not None and not isinstance(custom_ioloop, IOLoop):
+            raise TypeError(f"custom_ioloop must be an IOLoop, not {type(custom_ioloop).__name__}")
+        self.ioloop = custom_ioloop or IOLoop()
+        self._clock = self.ioloop._loop
+        self._transport: SocketTransport | None = None
+        for params in candidates or ([parameters] if parameters is not None else []):
+            if params.ssl_options is not None:
+                tls_context(params)  # a setting this face cannot use raises now
+        super().__init__(
+            parameters,
+            on_open_callback,
+            on_open_error_callback,
+            on_close_callback,
+            candidates=candidates,
+        )
+
+    def _open_transport(self, params: Parameters, protocol: AMQPProtocol) -> Deferred[Any]:
+        tls: tuple[ssl.SSLContext, str] | None = None
+        if params.ssl_options is not None:
+            tls = tls_context(params)
+        loop = self.ioloop._loop
+
+        def connected(sock: Any) -> None:
+            self._transport = attach(loop, sock, params, protocol, tls)
+
+        return connect_socket(loop, params.host, params.port, params.socket_timeout).addCallback(
+            connected
+        )
+
+    def _callback_failed(self, error: BaseException) -> None:
+        self.ioloop._callback_failed(error)
+
+    @classmethod
+    def create_connection(
+        cls,
+        connection_configs: Sequence[Parameters],
+        on_done: Callable[[Any], object],
+        custom_ioloop: IOLoop | None = None,
+        workflow: object = None,
+    ) -> ConnectionWorkflow:
+        """Try *connection_configs* in pika's order (each ``connection_attempts``
+        times, ``retry_delay`` apart); ``on_done(connection)`` with the first that
+        opens, or ``on_done(error)``: ``AMQPConnectionWorkflowFailed`` (its
+        ``exceptions`` lists every attempt's error) or
+        ``AMQPConnectionWorkflowAborted`` after ``abort()``.
+
+        :param workflow: pika's custom workflow object; not supported (must be None).
+        :returns: the workflow, whose ``abort()`` stops it.
+        """
+        if workflow is not None:
+            raise NotImplementedError("a custom connection workflow is not supported")
+        if not callable(on_done):
+            raise TypeError("on_done must be callable")
+        configs = list(connection_configs)
+        if not configs or not all(isinstance(c, Parameters) for c in configs):
+            raise ValueError("connection_configs must be a non-empty sequence of Parameters")
+        return ConnectionWorkflow(cls, configs, on_done, custom_ioloop)
+
+
+class ConnectionWorkflow:
+    """The attempts started by :meth:`SelectConnection.create_connection`."""
+
+    def __init__(
+        self,
+        cls: type[SelectConnection],
+        configs: list[Parameters],
+        on_done: Callable[[Any], object],
+        custom_ioloop: IOLoop | None,
+    ) -> None:
+        self._on_done = on_done
+        self._done = False
+        self._aborted = False
+        self.connection = cls(
+            configs[0],
+            on_open_callback=self._opened,
+            on_open_error_callback=self._failed,
+            custom_ioloop=custom_ioloop,
+            candidates=configs,
+        )
+
+    def abort(self) -> None:
+        """Stop trying; ``on_done`` gets ``AMQPConnectionWorkflowAborted``.
+
+        :raises AMQPConnectionWorkflowWrongState: if the workflow already ended.
+        """
+        if self._done or self._aborted:
+            raise AMQPConnectionWorkflowWrongState("the connection workflow already ended")
+        self._aborted = True
+        self.connection.close()
+
+    def _opened(self, connection: SelectConnection) -> None:
+        self._finish(connection)
+
+    def _failed(self, connection: SelectConnection, error: BaseException) -> None:
+        if self._aborted and isinstance(error, ConnectionOpenAborted):
+            self._finish(AMQPConnectionWorkflowAborted())
+        else:
+            self._finish(AMQPConnectionWorkflowFailed(list(connection.attempt_errors)))
+
+    def _finish(self, result: Any) -> None:
+        if self._done:
+            return
+        self._done = True
+        self.connection._invoke(self._on_done, result)
