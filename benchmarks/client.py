@@ -177,14 +177,18 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CLIENTS = {
     "pika-twisted": [str(HERE / "_bench_pika.py"), "--client", "twisted"],
-    "pika-select": [str(HERE / "_bench_pika.py"), "--client", "select"],
+    "pika-select": [str(HERE / "_bench_select.py"), "--client", "pika"],
+    "txamqp091-select": [str(HERE / "_bench_select.py"), "--client", "txamqp091"],
     "txamqp091": [str(HERE / "_bench_txamqp091.py")],
     "pika-blocking": [str(HERE / "_bench_blocking.py"), "--client", "pika"],
     "txamqp091-blocking": [str(HERE / "_bench_blocking.py"), "--client", "txamqp091"],
 }
 OURS = "txamqp091"
 #: The txamqp091 row a client's CPU is compared with (OURS unless named here).
-COMPARED_WITH = {"pika-blocking": "txamqp091-blocking"}
+COMPARED_WITH = {
+    "pika-blocking": "txamqp091-blocking",
+    "pika-select": "txamqp091-select",
+}
 RUN_TIMEOUT = RUN_DEADLINE + 60  # the harness's own limit on a child
 
 

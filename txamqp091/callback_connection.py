@@ -321,6 +321,11 @@ class CallbackConnection:
         d = self._open_impl().update_secret(new_secret, reason)
         self._complete(d.addCallback(lambda method: MethodFrame(0, method)), callback)
 
+    def _get_write_buffer_size(self) -> int:
+        """Bytes written but not yet taken by the socket (pika's private method, which
+        programs use for back-pressure)."""
+        return 0
+
     def _open_impl(self) -> AMQPProtocol:
         if self._state is not _OPEN or self._impl is None:
             raise ConnectionWrongStateError(f"the connection is {self._state}")

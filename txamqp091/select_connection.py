@@ -157,6 +157,12 @@ class SelectConnection(CallbackConnection):
     def _callback_failed(self, error: BaseException) -> None:
         self.ioloop._callback_failed(error)
 
+    def _get_write_buffer_size(self) -> int:
+        """Bytes written but not yet taken by the socket (pika's private method, which
+        programs use for back-pressure)."""
+        transport = self._transport
+        return transport.buffered if transport is not None else 0
+
     @classmethod
     def create_connection(
         cls,
