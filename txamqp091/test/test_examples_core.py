@@ -467,3 +467,26 @@ class RecoveryExampleTests(ExampleTestCase):
         self.assertIn("confirmed 200/200\n", out)
         self.assertIn("published again by the script: none\n", out)
         self.assertIn("the queue held 200 messages, 200 distinct\n", out)
+
+
+class SelectExampleTests(ExampleTestCase):
+    """The Select examples: pika's asynchronous patterns with ``import txamqp091 as
+    pika``."""
+
+    def test_select_publisher(self) -> None:
+        """Every publish confirmed through ack_nack_callback with a bounded window;
+        the connection closes cleanly and the loop stops."""
+        out = self.run_ok("select_publisher.py", "--count", "50", "--window", "7")
+        self.assertIn("connection open", out)
+        self.assertIn("published 50, acked 50, nacked 0", out)
+        self.assertIn("ConnectionClosedByClient", out)
+
+    def test_select_consumer(self) -> None:
+        """Messages consumed in order and acked under a prefetch window; the consumer
+        is cancelled with its CancelOk callback, then the connection closes."""
+        out = self.run_ok("select_consumer.py", "--count", "6", "--prefetch", "2")
+        self.assertIn("consumer started", out)
+        for n in range(6):
+            self.assertIn(f"received message {n} (delivery tag {n + 1})", out)
+        self.assertIn("consumer cancelled", out)
+        self.assertIn("received 6/6", out)
