@@ -656,7 +656,8 @@ class CallbackChannel:
         impl = self._open_impl()
         invoke = self.connection._invoke
         impl.add_on_confirm_callback(lambda frame: invoke(ack_nack_callback, frame))
-        self._complete(impl.confirm_delivery(), callback)
+        # The frames go to ack_nack_callback as they come: nothing kept per publish.
+        self._complete(impl.confirm_delivery(per_publish=False), callback)
 
     # -- exchanges, queues, transactions ------------------------------------------
 

@@ -175,6 +175,7 @@ class Channel(Lifecycle, ChannelConsumers, ChannelRPCs):
         self._queued_writes = 0
         self._last_publish: Any = None
         self._publish_seq = 0
+        self._per_publish = True
         # Unconfirmed publishes in sequence order, the first one numbered
         # _first_seq; an entry is (deferred, exchange, routing_key, body,
         # properties, mandatory) -- a plain tuple is cheaper than a
@@ -751,19 +752,29 @@ class Channel(Lifecycle, ChannelConsumers, ChannelRPCs):
         if not self._confirming and not self._select_queued:
             return PUBLISHED
         self._publish_seq += 1
+        if not self._per_publish:
+            return PUBLISHED
         self._unconfirmed_n += 1
         d: Deferred[spec.Method] = Deferred()
         self._unconfirmed.append((d, exchange, routing_key, body, properties, mandatory))
         return d
 
-    def confirm_delivery(self) -> Deferred[_MethodFrame[spec.Confirm.SelectOk]]:
+    def confirm_delivery(
+        self, *, per_publish: bool = True
+    ) -> Deferred[_MethodFrame[spec.Confirm.SelectOk]]:
         """Turn on publisher confirms (``Confirm.Select``).
 
         Publishes made after this call, even before the reply, are confirmed.
         Cancelling the returned Deferred does not undo the request.
 
+        :param per_publish: ``False`` for a face that hands the broker's Ack/Nack
+            frames to the application itself (:meth:`add_on_confirm_callback`):
+            ``basic_publish`` then returns the already-fired ``PUBLISHED`` and keeps
+            nothing per message (no ``NackError``/``UnroutableError`` either).
         :returns: a Deferred firing with the ``Confirm.SelectOk`` frame.
         """
+        check_bool(per_publish, "per_publish")
+        self._per_publish = per_publish
 
         def now_confirming() -> None:
             self._confirming = True

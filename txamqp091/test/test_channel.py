@@ -709,6 +709,30 @@ class ConfirmTests(ChannelTestCase):
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
         self.finish(broker)
 
+    def test_confirms_without_per_publish_tracking(self) -> None:
+        """``confirm_delivery(per_publish=False)``: publishes return the fired
+        ``PUBLISHED`` and keep nothing; the frames still reach the confirm callbacks."""
+        broker, ch = self.open_channel()
+        self.assertRaises(TypeError, ch.confirm_delivery, per_publish="no")
+        d = ch.confirm_delivery(per_publish=False)
+        broker.expect(spec.Confirm.Select, 1)
+        broker.send_method(1, spec.Confirm.SelectOk())
+        self.successResultOf(d)
+        tags: list[tuple[int, bool]] = []
+
+        def record(frame: Any) -> None:
+            method: Any = frame.method
+            tags.append((method.delivery_tag, method.multiple))
+
+        ch.add_on_confirm_callback(record)
+        self.assertIs(ch.basic_publish("", "q", b"a"), PUBLISHED)
+        self.assertIs(ch.basic_publish("", "q", b"b"), PUBLISHED)
+        self.assertEqual(ch.unconfirmed_count, 0)
+        broker.send_method(1, spec.Basic.Ack(1, False))
+        broker.send_method(1, spec.Basic.Nack(2, False, False))
+        self.assertEqual(tags, [(1, False), (2, False)])
+        self.finish(broker)
+
     def test_nack(self) -> None:
         """Basic.Nack fails the publish with NackError carrying the published message."""
         broker, ch = self.confirming()
