@@ -284,6 +284,17 @@ class BlockingExampleTests(ExampleTestCase):
         assert match is not None, out
         self.assertIn(int(match.group(1)), (2, 3), out)
 
+    def test_blocking_gevent(self) -> None:
+        """Under gevent's monkey-patching: another greenlet runs while the Blocking
+        face waits, and the keeper greenlet keeps a 2 s heartbeat connection alive
+        through 5 s of idleness."""
+        out = self.run_ok("blocking_gevent.py", "--count", "50", "--idle", "5")
+        self.assertIn("published and received 50/50", out)
+        match = re.search(r"the ticker ran (\d+) times during the blocking calls", out)
+        assert match is not None, out
+        self.assertGreater(int(match.group(1)), 0, out)
+        self.assertIn("alive after 5 s idle (heartbeat 2 s), queue holds 0", out)
+
     def test_blocking_recovery_loop(self) -> None:
         """rabbitmqctl closes the example's connection every two messages (320): the
         loop reconnects each time and ends with every message seen; the queue is gone."""
