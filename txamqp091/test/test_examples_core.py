@@ -501,3 +501,23 @@ class SelectExampleTests(ExampleTestCase):
             self.assertIn(f"received message {n} (delivery tag {n + 1})", out)
         self.assertIn("consumer cancelled", out)
         self.assertIn("received 6/6", out)
+
+
+class AioExampleTests(ExampleTestCase):
+    """aio_consumer.py: the native asyncio API."""
+
+    def test_aio_consumer(self) -> None:
+        """The asyncio example publishes with confirms, consumes and acks, cleans up."""
+        out = self.run_ok("aio_consumer.py", "--count", "7", "--prefetch", "2")
+        self.assertIn("published 7 messages, each confirmed", out)
+        for number in range(1, 8):
+            self.assertIn(f"received 'message {number}'", out)
+        self.assertIn("cancelled the consumer after 7 messages", out)
+        self.assertIn("deleted 'txamqp091-example-", out)
+
+    def test_aio_consumer_refused(self) -> None:
+        """Without a broker the asyncio example says so and exits with status 1."""
+        url = f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F"
+        result = run_example("aio_consumer.py", "--url", url)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn("could not connect", result.stderr)
