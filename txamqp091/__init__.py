@@ -12,7 +12,7 @@ from txamqp091.spec import BasicProperties, DeliveryMode
 __version__ = "0.1.0.dev0"
 
 # The core imports __version__ (client_properties), so it comes after it.
-from txamqp091 import aio  # after __version__, which the core imports
+from txamqp091 import adapters, aio  # after __version__, which the core imports
 from txamqp091.blocking import BlockingChannel, BlockingConnection
 from txamqp091.channel import Channel
 from txamqp091.connect import AMQPClientFactory, connect
@@ -43,6 +43,7 @@ __all__ = [
     "SelectConnection",
     "URLParameters",
     "__version__",
+    "adapters",
     "aio",
     "connect",
     "credentials",

@@ -61,6 +61,7 @@ __all__ = [
     "AsyncioDelayedCall",
     "AsyncioTransport",
     "BridgeProtocol",
+    "connect_transport",
     "open_protocol",
 ]
 
@@ -369,7 +370,32 @@ async def _open_one(
     tls = _tls_settings(params)
     clock = AsyncioClock(loop)
     core = AMQPProtocol(params, clock, rpc_timeout=rpc_timeout)
-    bridge = BridgeProtocol(core, clock)
+    await connect_transport(params, loop, BridgeProtocol(core, clock), tls)
+    ready = core.ready.asFuture(loop)
+    try:
+        await ready
+    except asyncio.CancelledError:
+        # The caller gave up: do not leave a half-open connection behind.
+        core.fail(ConnectionOpenAborted("open_protocol() was cancelled"))
+        raise
+    return core
+
+
+async def connect_transport(
+    params: Parameters,
+    loop: asyncio.AbstractEventLoop,
+    bridge: BridgeProtocol,
+    tls: tuple[ssl.SSLContext, str] | None,
+) -> asyncio.BaseTransport:
+    """Open the TCP (and TLS, with *tls* from ``tls_context``) connection for *params*
+    on *loop*, with *bridge* as its protocol (which starts the core), within
+    ``socket_timeout``; ``tcp_options`` applied. Shared by :func:`open_protocol` and
+    the pika-style :class:`~txamqp091.asyncio_connection.AsyncioConnection`.
+
+    :raises AMQPTimeoutError: the connect took longer than ``socket_timeout``.
+    :raises AMQPTLSError: the TLS handshake failed.
+    :raises ConnectionRefused: any other socket error.
+    """
     where = f"{params.host}:{params.port}"
     timeout = params.socket_timeout or DEFAULT_CONNECT_TIMEOUT
     try:
@@ -390,14 +416,7 @@ async def _open_one(
     except OSError as exc:
         raise ConnectionRefused(f"{where}: {exc}") from exc
     _set_tcp_options(transport, params.tcp_options)
-    ready = core.ready.asFuture(loop)
-    try:
-        await ready
-    except asyncio.CancelledError:
-        # The caller gave up: do not leave a half-open connection behind.
-        core.fail(ConnectionOpenAborted("open_protocol() was cancelled"))
-        raise
-    return core
+    return transport
 
 
 def _tls_settings(params: Parameters) -> tuple[ssl.SSLContext, str] | None:

@@ -18,7 +18,7 @@ Deferreds to pika's callbacks:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, fail
@@ -33,7 +33,12 @@ from txamqp091.connect import attempt_plan, is_permanent
 from txamqp091.exceptions import (
     AMQPChannelError,
     AMQPConnectionError,
+    AMQPConnectionWorkflowAborted,
+    AMQPConnectionWorkflowFailed,
+    AMQPConnectionWorkflowWrongState,
+    ChannelClosedByClient,
     ChannelWrongStateError,
+    ConnectionClosedByClient,
     ConnectionOpenAborted,
     ConnectionWrongStateError,
     NoFreeChannels,
@@ -43,7 +48,7 @@ from txamqp091.message import PUBLISHED, ReceivedMessage
 from txamqp091.parameters import ConnectionParameters, Parameters
 from txamqp091.protocol import AMQPProtocol
 
-__all__ = ["CallbackChannel", "CallbackConnection"]
+__all__ = ["CallbackChannel", "CallbackConnection", "ConnectionWorkflow"]
 
 _log = Logger(namespace="txamqp091.callback_connection")
 _T = TypeVar("_T")
@@ -122,6 +127,8 @@ class CallbackConnection:
         #: The error of each failed attempt, in order.
         self.attempt_errors: list[BaseException] = []
         self._attempt: Deferred[Any] | None = None
+        #: The attempt's protocol once its transport is up (during the handshake).
+        self._handshaking: AMQPProtocol | None = None
         self._retry: IDelayedCall | None = None
         self._last_error: BaseException | None = None
         self._close_reason: BaseException | None = None
@@ -175,12 +182,17 @@ class CallbackConnection:
             d = self._open_transport(self.params, protocol)
         except Exception as e:  # e.g. TLS settings this face cannot use
             d = fail(e)
-        d.addCallback(lambda _: protocol.ready)
+
+        def handshake(_: object) -> Deferred[Any]:
+            self._handshaking = protocol  # connected: close() must close it
+            return protocol.ready
+
+        d.addCallback(handshake)
         self._attempt = d
         d.addCallbacks(lambda _: self._opened(protocol), self._attempt_failed)
 
     def _attempt_failed(self, failure: Failure) -> None:
-        self._attempt = None
+        self._attempt = self._handshaking = None
         if self._state is not _OPENING:
             return  # aborted by close(): reported there
         error = failure.value
@@ -193,7 +205,7 @@ class CallbackConnection:
             self._next_attempt()
 
     def _opened(self, protocol: AMQPProtocol) -> None:
-        self._attempt = None
+        self._attempt = self._handshaking = None
         if self._state is not _OPENING:  # pragma: no cover - close() cancels the attempt
             protocol.close()
             return
@@ -300,9 +312,13 @@ class CallbackConnection:
             if retry is not None and retry.active():
                 retry.cancel()
             attempt, self._attempt = self._attempt, None
+            handshaking, self._handshaking = self._handshaking, None
             if attempt is not None:
                 attempt.addErrback(lambda f: None)
-                attempt.cancel()
+            if handshaking is not None:
+                handshaking.close()  # aborts the handshake and drops the transport
+            elif attempt is not None:
+                attempt.cancel()  # still connecting: stops the connect
             self._open_failed(
                 ConnectionOpenAborted(f"close() while opening: {reply_code} {reply_text}")
             )
@@ -390,6 +406,81 @@ class CallbackConnection:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._state} {self.params.host}:{self.params.port}>"
 
+    @classmethod
+    def create_connection(
+        cls,
+        connection_configs: Sequence[Parameters],
+        on_done: Callable[[Any], object],
+        custom_ioloop: Any = None,
+        workflow: object = None,
+    ) -> ConnectionWorkflow:
+        """Try *connection_configs* in pika's order (each ``connection_attempts``
+        times, ``retry_delay`` apart); ``on_done(connection)`` with the first that
+        opens, or ``on_done(error)``: ``AMQPConnectionWorkflowFailed`` (its
+        ``exceptions`` lists every attempt's error) or
+        ``AMQPConnectionWorkflowAborted`` after ``abort()``.
+
+        :param custom_ioloop: the face's loop (as for the constructor).
+        :param workflow: pika's custom workflow object; not supported (must be None).
+        :returns: the workflow, whose ``abort()`` stops it.
+        """
+        if workflow is not None:
+            raise NotImplementedError("a custom connection workflow is not supported")
+        if not callable(on_done):
+            raise TypeError("on_done must be callable")
+        configs = list(connection_configs)
+        if not configs or not all(isinstance(c, Parameters) for c in configs):
+            raise ValueError("connection_configs must be a non-empty sequence of Parameters")
+        return ConnectionWorkflow(cls, configs, on_done, custom_ioloop)
+
+
+class ConnectionWorkflow:
+    """The attempts started by :meth:`CallbackConnection.create_connection`."""
+
+    def __init__(
+        self,
+        cls: type[CallbackConnection],
+        configs: list[Parameters],
+        on_done: Callable[[Any], object],
+        custom_ioloop: Any,
+    ) -> None:
+        self._on_done = on_done
+        self._done = False
+        self._aborted = False
+        #: The connection being attempted (the one ``on_done`` gets when it opens).
+        self.connection = cls(  # type: ignore[call-arg]
+            configs[0],
+            on_open_callback=self._opened,
+            on_open_error_callback=self._failed,
+            custom_ioloop=custom_ioloop,
+            candidates=configs,
+        )
+
+    def abort(self) -> None:
+        """Stop trying; ``on_done`` gets ``AMQPConnectionWorkflowAborted``.
+
+        :raises AMQPConnectionWorkflowWrongState: if the workflow already ended.
+        """
+        if self._done or self._aborted:
+            raise AMQPConnectionWorkflowWrongState("the connection workflow already ended")
+        self._aborted = True
+        self.connection.close()
+
+    def _opened(self, connection: CallbackConnection) -> None:
+        self._finish(connection)
+
+    def _failed(self, connection: CallbackConnection, error: BaseException) -> None:
+        if self._aborted and isinstance(error, ConnectionOpenAborted):
+            self._finish(AMQPConnectionWorkflowAborted())
+        else:
+            self._finish(AMQPConnectionWorkflowFailed(list(connection.attempt_errors)))
+
+    def _finish(self, result: Any) -> None:
+        if self._done:
+            return
+        self._done = True
+        self.connection._invoke(self._on_done, result)
+
 
 def _drop(_: object) -> None:
     """Ignore a result nobody asked for."""
@@ -414,6 +505,7 @@ class CallbackChannel:
         self._return_callbacks: list[Callback] = []
         self._flow_callbacks: list[Callable[[Any], object]] = []
         self._consumer_tags: list[str] = []
+        self._close_requested: tuple[int, str] | None = None
 
     def __repr__(self) -> str:
         return f"<CallbackChannel {self.channel_number} {self._state}>"
@@ -422,11 +514,14 @@ class CallbackChannel:
 
     def _opened(self, impl: Channel) -> None:
         self._impl = impl
-        self._state = _OPEN
         impl.add_on_close_callback(self._on_impl_closed)
         impl.add_on_return_callback(self._returned)
         impl.add_on_cancel_callback(self._cancelled_by_broker)
         impl.add_on_flow_callback(self._flowed)
+        if self._close_requested is not None:  # close() while opening, as pika allows
+            impl.close(*self._close_requested).addErrback(lambda f: None)
+            return
+        self._state = _OPEN
         if self._on_open is not None:
             self.connection._invoke(self._on_open, self)
 
@@ -436,6 +531,9 @@ class CallbackChannel:
         self._closed(error)
 
     def _on_impl_closed(self, impl: Channel, reason: Exception) -> None:
+        if isinstance(reason, ConnectionClosedByClient):
+            # pika closes each channel before the connection: its callbacks see that.
+            reason = ChannelClosedByClient(reason.reply_code, reason.reply_text)
         self._closed(reason)
 
     def _closed(self, reason: BaseException) -> None:
@@ -482,6 +580,10 @@ class CallbackChannel:
 
         :raises ChannelWrongStateError: if it is closing or closed.
         """
+        if self._state is _OPENING:
+            self._state = _CLOSING
+            self._close_requested = (reply_code, reply_text)
+            return
         impl = self._open_impl()
         self._state = _CLOSING
         impl.close(reply_code, reply_text).addErrback(lambda f: None)
@@ -573,12 +675,23 @@ class CallbackChannel:
     def basic_cancel(
         self, consumer_tag: str = "", callback: Callable[[Any], object] | None = None
     ) -> None:
-        """Cancel a consumer; ``callback(method_frame)`` on ``Basic.CancelOk``."""
+        """Cancel a consumer; ``callback(method_frame)`` on ``Basic.CancelOk``, after
+        which the tag leaves ``consumer_tags``. An unknown tag is ignored (logged), as
+        in pika."""
         _check_callback(callback)
-        d = self._open_impl().basic_cancel(consumer_tag)
-        if consumer_tag in self._consumer_tags:
-            self._consumer_tags.remove(consumer_tag)
+        impl = self._open_impl()
+        if consumer_tag not in self._consumer_tags:
+            _log.warn("basic_cancel of an unknown consumer {tag!r}", tag=consumer_tag)
+            return
+        d = impl.basic_cancel(consumer_tag)
+
+        def forget(result: object) -> object:
+            if consumer_tag in self._consumer_tags:
+                self._consumer_tags.remove(consumer_tag)
+            return result
+
         self._complete(d, callback)
+        d.addBoth(forget)
 
     def basic_get(self, queue: str, callback: Callback, auto_ack: bool = False) -> None:
         """Fetch one message: ``callback(channel, method, properties, body)``, or

@@ -9,19 +9,13 @@ non-blocking TCP connect (:mod:`txamqp091.socket_connect`). Nothing here speaks 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
 
 from txamqp091.blocking_loop import SelectorLoop, SocketTransport, Timer
 from txamqp091.callback_connection import CallbackConnection
-from txamqp091.exceptions import (
-    AMQPConnectionWorkflowAborted,
-    AMQPConnectionWorkflowFailed,
-    AMQPConnectionWorkflowWrongState,
-    ConnectionOpenAborted,
-)
 from txamqp091.parameters import Parameters
 from txamqp091.protocol import AMQPProtocol
 from txamqp091.socket_connect import attach, connect_socket, tls_context
@@ -162,76 +156,3 @@ class SelectConnection(CallbackConnection):
         programs use for back-pressure)."""
         transport = self._transport
         return transport.buffered if transport is not None else 0
-
-    @classmethod
-    def create_connection(
-        cls,
-        connection_configs: Sequence[Parameters],
-        on_done: Callable[[Any], object],
-        custom_ioloop: IOLoop | None = None,
-        workflow: object = None,
-    ) -> ConnectionWorkflow:
-        """Try *connection_configs* in pika's order (each ``connection_attempts``
-        times, ``retry_delay`` apart); ``on_done(connection)`` with the first that
-        opens, or ``on_done(error)``: ``AMQPConnectionWorkflowFailed`` (its
-        ``exceptions`` lists every attempt's error) or
-        ``AMQPConnectionWorkflowAborted`` after ``abort()``.
-
-        :param workflow: pika's custom workflow object; not supported (must be None).
-        :returns: the workflow, whose ``abort()`` stops it.
-        """
-        if workflow is not None:
-            raise NotImplementedError("a custom connection workflow is not supported")
-        if not callable(on_done):
-            raise TypeError("on_done must be callable")
-        configs = list(connection_configs)
-        if not configs or not all(isinstance(c, Parameters) for c in configs):
-            raise ValueError("connection_configs must be a non-empty sequence of Parameters")
-        return ConnectionWorkflow(cls, configs, on_done, custom_ioloop)
-
-
-class ConnectionWorkflow:
-    """The attempts started by :meth:`SelectConnection.create_connection`."""
-
-    def __init__(
-        self,
-        cls: type[SelectConnection],
-        configs: list[Parameters],
-        on_done: Callable[[Any], object],
-        custom_ioloop: IOLoop | None,
-    ) -> None:
-        self._on_done = on_done
-        self._done = False
-        self._aborted = False
-        self.connection = cls(
-            configs[0],
-            on_open_callback=self._opened,
-            on_open_error_callback=self._failed,
-            custom_ioloop=custom_ioloop,
-            candidates=configs,
-        )
-
-    def abort(self) -> None:
-        """Stop trying; ``on_done`` gets ``AMQPConnectionWorkflowAborted``.
-
-        :raises AMQPConnectionWorkflowWrongState: if the workflow already ended.
-        """
-        if self._done or self._aborted:
-            raise AMQPConnectionWorkflowWrongState("the connection workflow already ended")
-        self._aborted = True
-        self.connection.close()
-
-    def _opened(self, connection: SelectConnection) -> None:
-        self._finish(connection)
-
-    def _failed(self, connection: SelectConnection, error: BaseException) -> None:
-        if self._aborted and isinstance(error, ConnectionOpenAborted):
-            self._finish(AMQPConnectionWorkflowAborted())
-        else:
-            self._finish(AMQPConnectionWorkflowFailed(list(connection.attempt_errors)))
-
-    def _finish(self, result: Any) -> None:
-        if self._done:
-            return
-        self._done = True
-        self.connection._invoke(self._on_done, result)
