@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""One client.py run for a Select face: ``--client pika`` or ``--client txamqp091``.
+"""One client.py run for a callback face: pika's or ours, Select or asyncio.
 
-The same program drives pika's ``SelectConnection`` and, with ``import txamqp091 as
-pika``, ours: a chain of callbacks on the IOLoop, one workload at a time (W2 keeps a
-window of confirms in flight through ``ack_nack_callback``). Prints one JSON line,
+``--client pika`` / ``txamqp091`` run ``SelectConnection``; ``pika-asyncio`` /
+``txamqp091-asyncio`` run ``AsyncioConnection`` (on a new asyncio loop). The same
+program drives pika and, with ``import txamqp091 as pika``, ours: a chain of callbacks
+on the loop, one workload at a time (W2 keeps a window of confirms in flight through
+``ack_nack_callback``). Prints one JSON line,
 ``{"results": [row, ...]}``; anything wrong raises, and the exit status says so.
 """
 
@@ -37,8 +39,18 @@ from client import (
     row,
 )
 
-#: pika, or txamqp091 standing in for it (set by main()).
+#: pika, or txamqp091 standing in for it, and the connection class (set by main()).
 pika: Any = None
+connection_class: Any = None
+
+
+def write_buffer_size(conn: Any) -> int:
+    """Bytes the connection holds unsent: pika's SelectConnection (and ours) have a
+    private method for it; pika's AsyncioConnection keeps it on its transport."""
+    getter = getattr(conn, "_get_write_buffer_size", None)
+    if getter is not None:
+        return int(getter())
+    return int(conn._transport.get_write_buffer_size())
 
 
 class SelectRun:
@@ -50,7 +62,7 @@ class SelectRun:
         self.results: list[dict[str, Any]] = []
         self.meter = Meter()
         self.error: BaseException | None = None
-        self.conn = pika.SelectConnection(
+        self.conn = connection_class(
             pika.URLParameters(args.url),
             on_open_callback=self.on_open,
             on_open_error_callback=self.on_open_error,
@@ -63,7 +75,10 @@ class SelectRun:
             self.fail(TimeoutError(f"the run took over {RUN_DEADLINE:g} s"))
 
         self.conn.ioloop.call_later(RUN_DEADLINE, too_long)
-        self.conn.ioloop.start()
+        if hasattr(self.conn.ioloop, "run_forever"):  # asyncio
+            self.conn.ioloop.run_forever()
+        else:
+            self.conn.ioloop.start()
         if self.error is not None:
             raise self.error
         emit({"results": self.results})
@@ -78,6 +93,8 @@ class SelectRun:
         self.conn.ioloop.stop()
 
     def on_closed(self, _conn: Any, reason: BaseException) -> None:
+        if self.error is None and type(reason).__name__ != "ConnectionClosedByClient":
+            self.error = reason  # lost, or closed by the broker: the run failed
         self.conn.ioloop.stop()
 
     def on_channel(self, ch: Any) -> None:
@@ -140,7 +157,7 @@ class SelectRun:
 
         def next_batch() -> None:
             nonlocal sent
-            if self.conn._get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+            if write_buffer_size(self.conn) > WRITE_BUFFER_LIMIT:
                 ioloop.call_later(0.001, next_batch)  # the socket is full: don't spin
                 return
             n = min(batch, count - sent)
@@ -283,9 +300,19 @@ class SelectRun:
 
 
 def main() -> None:
-    global pika
-    args = child_arguments(clients=("pika", "txamqp091"))
-    pika = importlib.import_module(args.client)
+    global pika, connection_class
+    args = child_arguments(clients=("pika", "txamqp091", "pika-asyncio", "txamqp091-asyncio"))
+    module, _, face = args.client.partition("-")
+    pika = importlib.import_module(module)
+    if face == "asyncio":
+        import asyncio
+
+        adapter = importlib.import_module(f"{module}.adapters.asyncio_connection")
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        connection_class = adapter.AsyncioConnection
+    else:
+        connection_class = pika.SelectConnection
     SelectRun(args).run()
 
 

@@ -179,6 +179,8 @@ CLIENTS = {
     "pika-twisted": [str(HERE / "_bench_pika.py"), "--client", "twisted"],
     "pika-select": [str(HERE / "_bench_select.py"), "--client", "pika"],
     "txamqp091-select": [str(HERE / "_bench_select.py"), "--client", "txamqp091"],
+    "pika-asyncio": [str(HERE / "_bench_select.py"), "--client", "pika-asyncio"],
+    "txamqp091-asyncio": [str(HERE / "_bench_select.py"), "--client", "txamqp091-asyncio"],
     "txamqp091": [str(HERE / "_bench_txamqp091.py")],
     "pika-blocking": [str(HERE / "_bench_blocking.py"), "--client", "pika"],
     "txamqp091-blocking": [str(HERE / "_bench_blocking.py"), "--client", "txamqp091"],
@@ -188,6 +190,7 @@ OURS = "txamqp091"
 COMPARED_WITH = {
     "pika-blocking": "txamqp091-blocking",
     "pika-select": "txamqp091-select",
+    "pika-asyncio": "txamqp091-asyncio",
 }
 RUN_TIMEOUT = RUN_DEADLINE + 60  # the harness's own limit on a child
 
