@@ -181,6 +181,8 @@ CLIENTS = {
     "txamqp091-select": [str(HERE / "_bench_select.py"), "--client", "txamqp091"],
     "pika-asyncio": [str(HERE / "_bench_select.py"), "--client", "pika-asyncio"],
     "txamqp091-asyncio": [str(HERE / "_bench_select.py"), "--client", "txamqp091-asyncio"],
+    "aiormq": [str(HERE / "_bench_aio.py"), "--client", "aiormq"],
+    "txamqp091-aio": [str(HERE / "_bench_aio.py"), "--client", "txamqp091"],
     "txamqp091": [str(HERE / "_bench_txamqp091.py")],
     "pika-blocking": [str(HERE / "_bench_blocking.py"), "--client", "pika"],
     "txamqp091-blocking": [str(HERE / "_bench_blocking.py"), "--client", "txamqp091"],
@@ -191,6 +193,7 @@ COMPARED_WITH = {
     "pika-blocking": "txamqp091-blocking",
     "pika-select": "txamqp091-select",
     "pika-asyncio": "txamqp091-asyncio",
+    "aiormq": "txamqp091-aio",
 }
 RUN_TIMEOUT = RUN_DEADLINE + 60  # the harness's own limit on a child
 
