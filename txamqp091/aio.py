@@ -407,7 +407,21 @@ class Channel:
         confirmed = self._core.basic_publish(exchange, routing_key, body, properties, mandatory)
         if confirmed is PUBLISHED:
             return _done(self._loop, None)
-        return confirmed.addCallback(_nothing).asFuture(self._loop)
+        # Not asFuture(): cancelling only stops waiting, so no done-callback (which
+        # would cost a loop turn per publish) is needed to pass a cancel back.
+        future: asyncio.Future[None] = self._loop.create_future()
+
+        def acked(_: object) -> None:
+            if not future.done():
+                future.set_result(None)
+
+        def refused(failure: Failure) -> None:
+            if not future.done():
+                assert failure.value is not None
+                future.set_exception(failure.value)
+
+        confirmed.addCallbacks(acked, refused)
+        return future
 
     def basic_get(self, queue: str, auto_ack: bool = False) -> asyncio.Future[Message | None]:
         """Fetch one message.
@@ -626,7 +640,11 @@ class Consumer:
             messages = self._messages
             assert messages is not None
             while True:
-                if not len(messages) and messages._ended_normally():
+                if len(messages):
+                    # Already received: no future, no loop turn.
+                    yield Message(self._channel, messages.get_nowait())
+                    continue
+                if messages._ended_normally():
                     ended = True
                     return
                 try:

@@ -101,6 +101,15 @@ class ConsumerQueue:
         """``True`` once the consumer has ended."""
         return self._closed is not None
 
+    def get_nowait(self) -> ReceivedMessage:
+        """The next message already received, without waiting.
+
+        :raises IndexError: if none is waiting.
+        """
+        if not self._messages:
+            raise IndexError("no message waiting")
+        return self._messages.popleft()
+
     def get(self) -> Deferred[ReceivedMessage]:
         """The next message.
 

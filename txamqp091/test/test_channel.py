@@ -982,6 +982,21 @@ class ContentTests(ChannelTestCase):
         self.assertEqual(self.successResultOf(waiting).body, b"three")
         self.finish(broker)
 
+    def test_consumer_queue_get_nowait(self) -> None:
+        """ConsumerQueue.get_nowait() takes a received message at once, in order, and
+        raises IndexError when none is waiting."""
+        broker, ch = self.open_channel()
+        queue = self.consume(broker, ch)
+        assert queue is not None
+        self.assertRaises(IndexError, queue.get_nowait)
+        self.deliver(broker, b"one", delivery_tag=1)
+        self.deliver(broker, b"two", delivery_tag=2)
+        self.assertEqual(queue.get_nowait().body, b"one")
+        self.assertEqual(len(queue), 1)
+        self.assertEqual(queue.get_nowait().body, b"two")
+        self.assertRaises(IndexError, queue.get_nowait)
+        self.finish(broker)
+
     def test_async_iteration(self) -> None:
         """``async for`` over a ConsumerQueue yields deliveries, ends quietly on basic_cancel."""
         broker, ch = self.open_channel()
