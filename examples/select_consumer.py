@@ -14,6 +14,7 @@ Run it with a broker on localhost::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import uuid
 from typing import Any
@@ -21,18 +22,46 @@ from typing import Any
 import txamqp091 as pika
 
 
+def open_connection(face: str, url: str, **callbacks: Any) -> Any:
+    """A connection on the chosen face: ``select`` (its own IOLoop), ``asyncio`` (a new
+    asyncio loop) or ``tornado`` (a Tornado IOLoop, which runs on asyncio)."""
+    params = pika.URLParameters(url)
+    if face == "asyncio":
+        loop = asyncio.new_event_loop()
+        return pika.adapters.asyncio_connection.AsyncioConnection(
+            params, custom_ioloop=loop, **callbacks
+        )
+    if face == "tornado":
+        from tornado.ioloop import IOLoop
+
+        return pika.adapters.tornado_connection.TornadoConnection(
+            params, custom_ioloop=IOLoop(make_current=False), **callbacks
+        )
+    return pika.SelectConnection(params, **callbacks)
+
+
+def run_loop(ioloop: Any) -> None:
+    """Run the connection's loop until stopped (``start()``, or asyncio's
+    ``run_forever()``)."""
+    if isinstance(ioloop, asyncio.AbstractEventLoop):
+        ioloop.run_forever()
+    else:
+        ioloop.start()
+
+
 class Consumer:
     """Consumes ``count`` messages from a queue of its own, ``prefetch`` at a time."""
 
-    def __init__(self, url: str, count: int, prefetch: int, timeout: float) -> None:
+    def __init__(self, face: str, url: str, count: int, prefetch: int, timeout: float) -> None:
         self.count, self.prefetch, self.timeout = count, prefetch, timeout
         self.queue = f"txamqp091-example-{uuid.uuid4().hex[:8]}"
         self.received: list[str] = []
         self.error: BaseException | None = None
         self.channel: Any = None
         self.consumer_tag = ""
-        self.connection = pika.SelectConnection(
-            pika.URLParameters(url),
+        self.connection = open_connection(
+            face,
+            url,
             on_open_callback=self.on_connection_open,
             on_open_error_callback=self.on_connection_open_error,
             on_close_callback=self.on_connection_closed,
@@ -41,8 +70,13 @@ class Consumer:
 
     def run(self) -> int:
         """Run the IOLoop until done; 0 if every message was received."""
-        self.connection.ioloop.start()
-        self.connection.ioloop.remove_timeout(self.watchdog)
+        ioloop = self.connection.ioloop
+        run_loop(ioloop)
+        if hasattr(ioloop, "remove_timeout"):
+            ioloop.remove_timeout(self.watchdog)
+        else:
+            self.watchdog.cancel()  # an asyncio TimerHandle
+        ioloop.close()
         if self.error is not None:
             print(f"failed: {self.error!r}")
             return 1
@@ -116,11 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     """Consume; print what happened."""
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--url", default="amqp://guest:guest@localhost:5672/%2F")
+    options.add_argument("--face", choices=("select", "asyncio", "tornado"), default="select")
     options.add_argument("--count", type=int, default=20)
     options.add_argument("--prefetch", type=int, default=5)
     options.add_argument("--timeout", type=float, default=30.0)
     args = options.parse_args(argv)
-    return Consumer(args.url, args.count, args.prefetch, args.timeout).run()
+    return Consumer(args.face, args.url, args.count, args.prefetch, args.timeout).run()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Run it with a broker on localhost::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import uuid
 from typing import Any
@@ -22,18 +23,46 @@ from typing import Any
 import txamqp091 as pika
 
 
+def open_connection(face: str, url: str, **callbacks: Any) -> Any:
+    """A connection on the chosen face: ``select`` (its own IOLoop), ``asyncio`` (a new
+    asyncio loop) or ``tornado`` (a Tornado IOLoop, which runs on asyncio)."""
+    params = pika.URLParameters(url)
+    if face == "asyncio":
+        loop = asyncio.new_event_loop()
+        return pika.adapters.asyncio_connection.AsyncioConnection(
+            params, custom_ioloop=loop, **callbacks
+        )
+    if face == "tornado":
+        from tornado.ioloop import IOLoop
+
+        return pika.adapters.tornado_connection.TornadoConnection(
+            params, custom_ioloop=IOLoop(make_current=False), **callbacks
+        )
+    return pika.SelectConnection(params, **callbacks)
+
+
+def run_loop(ioloop: Any) -> None:
+    """Run the connection's loop until stopped (``start()``, or asyncio's
+    ``run_forever()``)."""
+    if isinstance(ioloop, asyncio.AbstractEventLoop):
+        ioloop.run_forever()
+    else:
+        ioloop.start()
+
+
 class Publisher:
     """Publishes ``count`` messages with confirms, ``window`` at most in flight."""
 
-    def __init__(self, url: str, count: int, window: int) -> None:
+    def __init__(self, face: str, url: str, count: int, window: int) -> None:
         self.count, self.window = count, window
         self.exchange = f"txamqp091-example-x-{uuid.uuid4().hex[:8]}"
         self.queue = f"txamqp091-example-q-{uuid.uuid4().hex[:8]}"
         self.sent = self.acked = self.nacked = 0
         self.error: BaseException | None = None
         self.channel: Any = None
-        self.connection = pika.SelectConnection(
-            pika.URLParameters(url),
+        self.connection = open_connection(
+            face,
+            url,
             on_open_callback=self.on_connection_open,
             on_open_error_callback=self.on_connection_open_error,
             on_close_callback=self.on_connection_closed,
@@ -41,7 +70,8 @@ class Publisher:
 
     def run(self) -> int:
         """Run the IOLoop until the publisher is done; 0 if every message was acked."""
-        self.connection.ioloop.start()
+        run_loop(self.connection.ioloop)
+        self.connection.ioloop.close()
         if self.error is not None:
             print(f"failed: {self.error!r}")
             return 1
@@ -122,10 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     """Publish with confirms; print what happened."""
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--url", default="amqp://guest:guest@localhost:5672/%2F")
+    options.add_argument("--face", choices=("select", "asyncio", "tornado"), default="select")
     options.add_argument("--count", type=int, default=100)
     options.add_argument("--window", type=int, default=10)
     args = options.parse_args(argv)
-    return Publisher(args.url, args.count, args.window).run()
+    return Publisher(args.face, args.url, args.count, args.window).run()
 
 
 if __name__ == "__main__":

@@ -492,6 +492,21 @@ class SelectExampleTests(ExampleTestCase):
         self.assertIn("published 50, acked 50, nacked 0", out)
         self.assertIn("ConnectionClosedByClient", out)
 
+    def test_asyncio_and_tornado_faces(self) -> None:
+        """The same two programs on AsyncioConnection and on TornadoConnection (Tornado's
+        IOLoop, on asyncio): every publish confirmed, every message consumed."""
+        for face in ("asyncio", "tornado"):
+            with self.subTest(face=face):
+                out = self.run_ok(
+                    "select_publisher.py", "--face", face, "--count", "30", "--window", "4"
+                )
+                self.assertIn("published 30, acked 30, nacked 0", out)
+                out = self.run_ok(
+                    "select_consumer.py", "--face", face, "--count", "5", "--prefetch", "2"
+                )
+                self.assertIn("consumer started", out)
+                self.assertIn("received 5/5", out)
+
     def test_select_consumer(self) -> None:
         """Messages consumed in order and acked under a prefetch window; the consumer
         is cancelled with its CancelOk callback, then the connection closes."""
