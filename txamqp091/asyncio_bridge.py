@@ -181,6 +181,11 @@ class AsyncioClock:
         self._calls.pop(call, None)
 
 
+#: Writes are gathered until the end of the loop turn up to this many bytes; a bigger
+#: burst goes to asyncio's buffer at once, so that its back-pressure still applies.
+_COALESCE_LIMIT = 64 * 1024
+
+
 @implementer(ITransport)
 class AsyncioTransport:
     """An asyncio transport as a Twisted ``ITransport``, with producer support.
@@ -190,6 +195,10 @@ class AsyncioTransport:
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
+        #: Writes of this loop turn, sent together at its end (one system call for a
+        #: burst of publishes instead of one each).
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._producer: IPushProducer | None = None
         self._paused = False
         #: ``True`` once :meth:`abortConnection` was called.
@@ -201,22 +210,55 @@ class AsyncioTransport:
         return self._transport
 
     def write(self, data: bytes) -> None:
-        """Send *data* (dropped once the transport is closing)."""
-        if not self._transport.is_closing():
+        """Send *data* at the end of this loop turn, with the other writes of the turn
+        (dropped once the transport is closing)."""
+        if self._transport.is_closing():
+            return
+        if self._pending:
+            self._pending.append(data)
+            self._pending_bytes += len(data)
+            if self._pending_bytes >= _COALESCE_LIMIT:
+                self._flush()  # asyncio's buffer (and its back-pressure) takes it now
+            return
+        if len(data) >= _COALESCE_LIMIT:
             self._transport.write(data)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # outside the loop: no turn to wait for
+            self._transport.write(data)
+            return
+        self._pending.append(data)
+        self._pending_bytes = len(data)
+        loop.call_soon(self._flush)
 
     def writeSequence(self, data: Any) -> None:
         """Send the byte strings of *data*, in order."""
-        if not self._transport.is_closing():
-            self._transport.writelines(data)
+        for chunk in data:
+            self.write(chunk)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        self._pending_bytes = 0
+        if not pending or self._transport.is_closing():
+            return
+        self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    @property
+    def pending(self) -> int:
+        """Bytes written this turn, not yet handed to the asyncio transport."""
+        return self._pending_bytes
 
     def loseConnection(self) -> None:
         """Close once the buffered bytes are sent."""
+        self._flush()
         self._transport.close()
 
     def abortConnection(self) -> None:
         """Close now, dropping what is buffered."""
         self.aborted = True
+        self._pending = []
+        self._pending_bytes = 0
         self._transport.abort()
 
     def getPeer(self) -> IPv4Address | IPv6Address:

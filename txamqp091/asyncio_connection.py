@@ -159,7 +159,8 @@ class AsyncioConnection(CallbackConnection):
         bridge = self._bridge
         if bridge is None or bridge.transport is None:
             return 0
-        return bridge.transport.asyncio_transport.get_write_buffer_size()
+        transport = bridge.transport
+        return transport.pending + transport.asyncio_transport.get_write_buffer_size()
 
 
 class TornadoConnection(AsyncioConnection):

@@ -258,6 +258,25 @@ class TransportTests(unittest.IsolatedAsyncioTestCase):
         self.transport.writeSequence([b"two ", b"three"])
         self.assertEqual(await self.read_peer(13), b"one two three")
 
+    async def test_writes_of_a_turn_go_together(self) -> None:
+        """Small writes of one loop turn are held (``pending``) and handed to asyncio
+        together at the end of the turn; a write of 64 KiB or more goes at once (so
+        asyncio's back-pressure applies); ``abortConnection`` drops what is held."""
+        self.transport.write(b"a" * 10)
+        self.transport.write(b"b" * 20)
+        self.assertEqual(self.transport.pending, 30)
+        self.assertEqual(self.transport.asyncio_transport.get_write_buffer_size(), 0)
+        await asyncio.sleep(0)  # the end of the turn
+        self.assertEqual(self.transport.pending, 0)
+        self.assertEqual(await self.read_peer(30), b"a" * 10 + b"b" * 20)
+        big = b"c" * (64 * 1024)
+        self.transport.write(big)
+        self.assertEqual(self.transport.pending, 0)
+        self.assertEqual(await self.read_peer(len(big)), big)
+        self.transport.write(b"dropped")
+        self.transport.abortConnection()
+        self.assertEqual(self.transport.pending, 0)
+
     async def test_data_received(self) -> None:
         """Bytes the peer sends reach ``dataReceived``."""
         await self.loop.sock_sendall(self.peer, b"hello")
