@@ -8,8 +8,9 @@ its transport is opened by :func:`~txamqp091.asyncio_bridge.connect_transport`.
 Nothing here speaks AMQP.
 
 Which loop: ``custom_ioloop`` when given; else the running loop when created inside
-one; else the thread's current event loop, as pika does (the event-loop policy is
-never changed). A connection whose loop never runs cannot do anything: after
+one; else a new loop of its own (``connection.ioloop``), as pika 1.4 does (the
+event-loop policy and the thread's current loop are never changed). A connection
+whose loop never runs cannot do anything: after
 ``socket_timeout`` (or 10) seconds without its loop having started the first
 attempt, it says so loudly -- an error in the log and a ``RuntimeWarning`` -- instead
 of leaving the program to wait in silence.
@@ -38,20 +39,12 @@ _log = Logger(namespace="txamqp091.asyncio_connection")
 
 
 def _default_loop() -> asyncio.AbstractEventLoop:
-    """The running loop, else the thread's current one (pika's choice)."""
+    """The running loop, else a new one of the connection's own (pika 1.4's choice:
+    ``connection.ioloop.run_forever()`` runs it)."""
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
-        pass
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError as e:
-        raise RuntimeError(
-            "no asyncio event loop in this thread: pass custom_ioloop, or create the "
-            "connection inside a running loop"
-        ) from e
+        return asyncio.new_event_loop()
 
 
 class AsyncioConnection(CallbackConnection):
@@ -117,7 +110,7 @@ class AsyncioConnection(CallbackConnection):
             "cannot open; run connection.ioloop (run_forever()), or create the connection "
             "inside the loop that runs"
         )
-        _log.error("{message}", message=message)
+        _log.error("{text}", text=message)
         warnings.warn(message, RuntimeWarning, stacklevel=1)
 
     def _stop_watchdog(self) -> None:

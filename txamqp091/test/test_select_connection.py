@@ -5,6 +5,12 @@ These are plain :class:`unittest.TestCase` tests (trial runs them too): the
 involved. Every run of the loop is guarded by a timer that stops it after :data:`WAIT`
 seconds and fails the test, so a hang becomes a failure, never a sleep; the tests assert
 on the events their callbacks recorded once the loop has returned.
+
+The tests of the callback API itself are face-independent mixins (``*Checks``, on
+:class:`CallbackFaceTestCase`, which a face completes with a few hooks: make the loop,
+run it, stop it, timers, thread-safe calls); the Select test cases below combine them
+with :class:`SelectFace`, and :mod:`txamqp091.test.test_asyncio_connection` runs the same
+mixins on the asyncio and Tornado faces.
 """
 
 from __future__ import annotations
@@ -14,11 +20,11 @@ import threading
 import time
 import unittest
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
 import txamqp091 as pika
 from txamqp091 import spec
-from txamqp091.callback_connection import CallbackChannel
+from txamqp091.callback_connection import CallbackChannel, CallbackConnection
 from txamqp091.exceptions import (
     AMQPConnectionError,
     AMQPConnectionWorkflowAborted,
@@ -64,14 +70,57 @@ def force_close(connection_name: str) -> None:
     raise AssertionError(f"connection {connection_name!r} never listed")
 
 
-class SelectTestCase(unittest.TestCase):
-    """An :class:`IOLoop` per test, guarded runs of it, connections closed at cleanup,
-    and the queues and exchanges a test declares deleted at cleanup."""
+if TYPE_CHECKING:  # the mixins are test cases to the type checker only
+    _TestCaseBase = unittest.TestCase
+else:
+    _TestCaseBase = object
+
+
+class CallbackFaceTestCase(_TestCaseBase):
+    """The tests of the callback API, for any face (a mixin: not a test case itself).
+
+    A face's test case gives the hooks -- :meth:`set_up_loop` (making ``self.ioloop``,
+    the loop object passed as ``custom_ioloop``), :meth:`start_loop`, :meth:`stop_loop`,
+    :meth:`call_later`, :meth:`cancel_timer`, :meth:`call_threadsafe` -- and
+    :attr:`connection_class`; everything else here is face-independent: guarded runs
+    of the loop, connections closed at cleanup, and the queues and exchanges a test
+    declares deleted at cleanup.
+    """
+
+    #: The face's connection class.
+    connection_class: type[CallbackConnection]
+    #: The face's loop, as given to the connection as ``custom_ioloop``.
+    ioloop: Any
 
     def setUp(self) -> None:
         self.host, self.port = ensure_broker()
-        self.ioloop = IOLoop()
-        self.addCleanup(self.ioloop.close)
+        self.set_up_loop()
+
+    # -- what a face provides -----------------------------------------------------------
+
+    def set_up_loop(self) -> None:
+        """Make ``self.ioloop`` (closed at cleanup)."""
+        raise NotImplementedError
+
+    def start_loop(self) -> None:
+        """Run the loop until :meth:`stop_loop` is called."""
+        raise NotImplementedError
+
+    def stop_loop(self) -> None:
+        """Make :meth:`start_loop` return (from a callback of the loop)."""
+        raise NotImplementedError
+
+    def call_later(self, delay: float, fn: Callable[[], object]) -> Any:
+        """Have the loop call ``fn()`` after *delay* seconds; return a timer handle."""
+        raise NotImplementedError
+
+    def cancel_timer(self, timer: Any) -> None:
+        """Cancel a :meth:`call_later` timer (nothing if it ran)."""
+        raise NotImplementedError
+
+    def call_threadsafe(self, fn: Callable[[], object]) -> None:
+        """Have the loop call ``fn()`` soon; callable from any thread."""
+        raise NotImplementedError
 
     # -- the loop -------------------------------------------------------------------
 
@@ -81,26 +130,26 @@ class SelectTestCase(unittest.TestCase):
 
         def guard() -> None:
             timed_out.append(True)
-            self.ioloop.stop()
+            self.stop_loop()
 
-        timer = self.ioloop.call_later(wait, guard)
+        timer = self.call_later(wait, guard)
         try:
-            self.ioloop.start()
+            self.start_loop()
         finally:
-            self.ioloop.remove_timeout(timer)
+            self.cancel_timer(timer)
         if timed_out:
             self.fail(f"the awaited event did not happen within {wait} s")
 
     def stop(self, *args: Any) -> None:
         """A callback that stops the loop."""
-        self.ioloop.stop()
+        self.stop_loop()
 
     def then_stop(self, fn: Callable[..., object]) -> Callable[..., None]:
         """A callback that calls ``fn(*args)``, then stops the loop."""
 
         def callback(*args: Any) -> None:
             fn(*args)
-            self.ioloop.stop()
+            self.stop_loop()
 
         return callback
 
@@ -111,7 +160,7 @@ class SelectTestCase(unittest.TestCase):
 
         def done(*args: Any) -> None:
             got.append(args)
-            self.ioloop.stop()
+            self.stop_loop()
 
         start(done)
         self.run_loop()
@@ -126,40 +175,44 @@ class SelectTestCase(unittest.TestCase):
         kw.setdefault("port", self.port)
         return pika.ConnectionParameters(**kw)
 
-    def connect(self, **kw: Any) -> SelectConnection:
+    def new_connection(self, params: Any, **kw: Any) -> Any:
+        """A connection of the face on ``self.ioloop`` (callbacks in *kw*), closed at
+        cleanup; ``connection.ioloop`` is ``self.ioloop``."""
+        conn = self.connection_class(params, custom_ioloop=self.ioloop, **kw)  # type: ignore[call-arg]
+        self.addCleanup(self.close_connection, conn)
+        self.assertIs(conn.ioloop, self.ioloop)  # type: ignore[attr-defined]
+        return conn
+
+    def connect(self, **kw: Any) -> Any:
         """An open connection with ``self.params(**kw)``, closed at cleanup."""
         errors: list[BaseException] = []
 
         def open_error(conn: Any, error: BaseException) -> None:
             errors.append(error)
-            self.ioloop.stop()
+            self.stop_loop()
 
-        conn = SelectConnection(
-            self.params(**kw),
-            on_open_callback=self.stop,
-            on_open_error_callback=open_error,
-            custom_ioloop=self.ioloop,
+        conn = self.new_connection(
+            self.params(**kw), on_open_callback=self.stop, on_open_error_callback=open_error
         )
-        self.addCleanup(self.close_connection, conn)
         self.run_loop()
         self.assertEqual(errors, [])
         self.assertTrue(conn.is_open)
         return conn
 
-    def close_connection(self, conn: SelectConnection) -> None:
+    def close_connection(self, conn: CallbackConnection) -> None:
         """Close *conn* if it is open, running the loop until it is closed."""
         if conn.is_open:
             conn.add_on_close_callback(self.stop)
             conn.close()
             self.run_loop()
 
-    def channel(self, conn: SelectConnection) -> CallbackChannel:
+    def channel(self, conn: CallbackConnection) -> CallbackChannel:
         """An open channel on *conn*."""
         (ch,) = self.call(lambda done: conn.channel(on_open_callback=done))
         self.assertTrue(ch.is_open)
         return ch  # type: ignore[no-any-return]
 
-    def open_channel(self, **kw: Any) -> tuple[SelectConnection, CallbackChannel]:
+    def open_channel(self, **kw: Any) -> tuple[Any, CallbackChannel]:
         """A new connection and a channel on it."""
         conn = self.connect(**kw)
         return conn, self.channel(conn)
@@ -168,13 +221,13 @@ class SelectTestCase(unittest.TestCase):
 
     def queue_name(self) -> str:
         """A unique queue name, the queue deleted at cleanup."""
-        name = unique_name("txamqp091-select-q")
+        name = unique_name("txamqp091-callback-q")
         self.addCleanup(self._delete, "queue", name)
         return name
 
     def exchange_name(self) -> str:
         """A unique exchange name, the exchange deleted at cleanup."""
-        name = unique_name("txamqp091-select-x")
+        name = unique_name("txamqp091-callback-x")
         self.addCleanup(self._delete, "exchange", name)
         return name
 
@@ -201,7 +254,7 @@ class SelectTestCase(unittest.TestCase):
                 ch.exchange_delete(name)
 
 
-class FlowTests(SelectTestCase):
+class FlowChecks(CallbackFaceTestCase):
     """A whole asynchronous application, written as pika's examples are."""
 
     def test_consumer_and_confirmed_publisher(self) -> None:
@@ -226,7 +279,7 @@ class FlowTests(SelectTestCase):
                 state["closing"] = True
                 state["connection"].close()
 
-        def on_open(conn: SelectConnection) -> None:
+        def on_open(conn: CallbackConnection) -> None:
             state["connection"] = conn
             conn.channel(on_open_callback=on_channel)
 
@@ -277,18 +330,16 @@ class FlowTests(SelectTestCase):
                 confirmed.append(tag)
             done_if_finished()
 
-        def on_close(conn: SelectConnection, reason: BaseException) -> None:
+        def on_close(conn: CallbackConnection, reason: BaseException) -> None:
             closes.append(("connection", conn, reason))
-            self.ioloop.stop()
+            self.stop_loop()
 
-        conn = SelectConnection(
+        conn = self.new_connection(
             self.params(),
             on_open_callback=on_open,
             on_open_error_callback=self.stop,
             on_close_callback=on_close,
-            custom_ioloop=self.ioloop,
         )
-        self.addCleanup(self.close_connection, conn)
         self.run_loop()
 
         self.assertEqual(received, bodies)
@@ -320,27 +371,25 @@ class FlowTests(SelectTestCase):
         self.assertTrue(state["channel"].is_closed)
 
 
-class OpeningTests(SelectTestCase):
+class OpeningChecks(CallbackFaceTestCase):
     """Opening a connection: failures, retries, aborting."""
 
     def open_failure(
         self, params: pika.ConnectionParameters
-    ) -> tuple[SelectConnection, list[Any]]:
+    ) -> tuple[CallbackConnection, list[Any]]:
         """Open a connection that should fail; return it and every event recorded."""
         events: list[Any] = []
 
         def open_error(conn: Any, error: BaseException) -> None:
             events.append(("error", conn, error))
-            self.ioloop.stop()
+            self.stop_loop()
 
-        conn = SelectConnection(
+        conn = self.new_connection(
             params,
             on_open_callback=lambda c: events.append(("open", c)),
             on_open_error_callback=open_error,
             on_close_callback=lambda c, e: events.append(("close", c, e)),
-            custom_ioloop=self.ioloop,
         )
-        self.addCleanup(self.close_connection, conn)
         self.run_loop()
         return conn, events
 
@@ -373,14 +422,12 @@ class OpeningTests(SelectTestCase):
         callback gets ConnectionOpenAborted; the connection is closed, a second
         close() raises ConnectionWrongStateError, and running the loop opens nothing."""
         events: list[Any] = []
-        conn = SelectConnection(
+        conn = self.new_connection(
             self.params(),
             on_open_callback=lambda c: events.append(("open", c)),
             on_open_error_callback=lambda c, e: events.append(("error", c, e)),
             on_close_callback=lambda c, e: events.append(("close", c, e)),
-            custom_ioloop=self.ioloop,
         )
-        self.addCleanup(self.close_connection, conn)
         conn.close()
         # A round trip on another connection in this loop: the aborted one had every
         # chance to (wrongly) open meanwhile.
@@ -399,22 +446,20 @@ class OpeningTests(SelectTestCase):
 
         def open_error(conn: Any, error: BaseException) -> None:
             events.append(("error", conn, error))
-            self.ioloop.stop()
+            self.stop_loop()
 
-        conn = SelectConnection(
+        conn = self.new_connection(
             self.params(),
             on_open_callback=lambda c: events.append(("open", c)),
             on_open_error_callback=open_error,
-            custom_ioloop=self.ioloop,
         )
-        self.addCleanup(self.close_connection, conn)
 
         # Due after the connection's own first-turn timer: the attempt has started.
         def close() -> None:
             events.append(("closing",))
             conn.close()
 
-        self.ioloop.call_later(0, close)
+        self.call_later(0, close)
         self.run_loop()
         other = self.connect()  # give the aborted attempt a chance to (wrongly) open
         self.assertTrue(other.is_open)
@@ -426,30 +471,30 @@ class OpeningTests(SelectTestCase):
         """close() once the TCP connection is up (the AMQP handshake under way):
         ConnectionOpenAborted, and the broker soon lists no connection of that name
         (the half-open connection is not left to finish its handshake)."""
-        name = unique_name("txamqp091-select-aborted")
+        name = unique_name("txamqp091-callback-aborted")
         events: list[Any] = []
-
-        class CloseOnConnect(SelectConnection):
-            def _open_transport(self, params: Any, protocol: Any) -> Any:
-                d = super()._open_transport(params, protocol)
-
-                def connected(result: Any) -> Any:
-                    self.ioloop.call_later(0, self.close)
-                    return result
-
-                return d.addCallback(connected)
 
         def open_error(conn: Any, error: BaseException) -> None:
             events.append(("error", error))
-            self.ioloop.stop()
+            self.stop_loop()
 
-        conn = CloseOnConnect(
+        conn = self.new_connection(
             self.params(client_properties={"connection_name": name}),
             on_open_callback=lambda c: events.append(("open", c)),
             on_open_error_callback=open_error,
-            custom_ioloop=self.ioloop,
         )
-        self.addCleanup(self.close_connection, conn)
+        # The attempt starts at the loop's first turn: wrap the face's transport opening
+        # (on the instance) so that close() is called once the TCP connection is up.
+        open_transport = conn._open_transport
+
+        def close_on_connect(params: Any, protocol: Any) -> Any:
+            def connected(result: Any) -> Any:
+                self.call_later(0, conn.close)
+                return result
+
+            return open_transport(params, protocol).addCallback(connected)
+
+        conn._open_transport = close_on_connect
         self.run_loop()
         self.assertEqual([e[0] for e in events], ["error"])
         self.assertIsInstance(events[0][1], ConnectionOpenAborted)
@@ -462,14 +507,14 @@ class OpeningTests(SelectTestCase):
         self.assertEqual([e[0] for e in events], ["error"])
 
 
-class ClosingTests(SelectTestCase):
+class ClosingChecks(CallbackFaceTestCase):
     """Connections and channels closed by the client or by the broker."""
 
     def test_broker_forced_close(self) -> None:
         """``rabbitmqctl close_connection``: the channel's close callback and then
         on_close_callback get ConnectionClosedByBroker (320), as pika reports the
         connection's error to its channels."""
-        name = unique_name("txamqp091-select-conn")
+        name = unique_name("txamqp091-callback-conn")
         events: list[tuple[str, Any, BaseException]] = []
         conn = self.connect(client_properties={"connection_name": name})
         ch = self.channel(conn)
@@ -477,7 +522,7 @@ class ClosingTests(SelectTestCase):
 
         def on_close(c: Any, e: BaseException) -> None:
             events.append(("connection", c, e))
-            self.ioloop.stop()
+            self.stop_loop()
 
         conn.add_on_close_callback(on_close)
         force_close(name)
@@ -502,7 +547,7 @@ class ClosingTests(SelectTestCase):
 
         def on_close(c: Any, error: BaseException) -> None:
             events.append(("closed", c, error))
-            self.ioloop.stop()
+            self.stop_loop()
 
         ch.add_on_close_callback(on_close)
         ch.queue_declare(
@@ -583,8 +628,8 @@ class ClosingTests(SelectTestCase):
         self.assertIsInstance(reasons[0], ConnectionClosedByClient)
 
 
-class IOLoopTests(SelectTestCase):
-    """The IOLoop: timers, thread-safe callbacks, stopping, errors."""
+class ThreadChecks(CallbackFaceTestCase):
+    """Work handed to the loop from another thread."""
 
     def test_add_callback_threadsafe_ack(self) -> None:
         """A worker thread acks, through add_callback_threadsafe, a message delivered to
@@ -604,9 +649,7 @@ class IOLoopTests(SelectTestCase):
         def on_message(c: Any, method: Any, props: Any, body: bytes) -> None:
             events.append(("message", body))
             tag = method.delivery_tag
-            worker = threading.Thread(
-                target=lambda: self.ioloop.add_callback_threadsafe(lambda: ack(tag))
-            )
+            worker = threading.Thread(target=lambda: self.call_threadsafe(lambda: ack(tag)))
             workers.append(worker)
             worker.start()
 
@@ -622,96 +665,8 @@ class IOLoopTests(SelectTestCase):
         self.assertIs(events[1][1], loop_thread)
         self.assertEqual(self.message_count(self.channel(conn), queue), 0)
 
-    def test_call_later_and_remove_timeout(self) -> None:
-        """A removed timer never runs (removing it twice is harmless); the others run
-        in the order of their delays."""
-        ran: list[str] = []
-        removed = self.ioloop.call_later(0.01, lambda: ran.append("removed"))
-        self.ioloop.call_later(0.05, lambda: ran.append("second"))
-        self.ioloop.call_later(0.02, lambda: ran.append("first"))
-        self.ioloop.call_later(0.1, self.then_stop(lambda: ran.append("last")))
-        self.ioloop.remove_timeout(removed)
-        self.ioloop.remove_timeout(removed)
-        self.run_loop()
-        self.assertEqual(ran, ["first", "second", "last"])
 
-    def test_call_later_argument_errors(self) -> None:
-        """call_later refuses a non-callable and a negative delay;
-        add_callback_threadsafe a non-callable."""
-        self.assertRaises(TypeError, self.ioloop.call_later, 1, "nope")
-        self.assertRaises(ValueError, self.ioloop.call_later, -1, lambda: None)
-        self.assertRaises(TypeError, self.ioloop.add_callback_threadsafe, "nope")
-
-    def test_stop_from_another_thread(self) -> None:
-        """stop() from another thread wakes the waiting loop: start() returns (before
-        the guard timer)."""
-        threads: list[threading.Thread] = []
-
-        def start_stopper() -> None:
-            thread = threading.Thread(target=self.ioloop.stop)
-            threads.append(thread)
-            thread.start()
-
-        self.ioloop.call_later(0, start_stopper)
-        self.run_loop()
-        threads[0].join(WAIT)
-        self.assertFalse(threads[0].is_alive())
-
-    def test_exception_in_open_callback_propagates(self) -> None:
-        """An exception raised by on_open_callback stops the loop: start() raises it."""
-
-        class Boom(Exception):
-            pass
-
-        def on_open(conn: Any) -> None:
-            raise Boom("from on_open_callback")
-
-        conn = SelectConnection(self.params(), on_open_callback=on_open, custom_ioloop=self.ioloop)
-        self.addCleanup(self.close_connection, conn)
-        guard = self.ioloop.call_later(WAIT, self.ioloop.stop)
-        with self.assertRaises(Boom):
-            self.ioloop.start()
-        self.ioloop.remove_timeout(guard)
-        self.assertTrue(conn.is_open)
-
-    def test_exception_in_message_callback_propagates(self) -> None:
-        """An exception raised by a consumer's message callback makes start() raise it;
-        the loop can be started again afterwards."""
-
-        class Boom(Exception):
-            pass
-
-        _conn, ch = self.open_channel()
-        queue = self.declare_queue(ch)
-
-        def on_message(*args: Any) -> None:
-            raise Boom("from on_message_callback")
-
-        ch.basic_consume(queue, on_message, auto_ack=True)
-        ch.basic_publish("", queue, b"boom")
-        guard = self.ioloop.call_later(WAIT, self.ioloop.stop)
-        with self.assertRaises(Boom):
-            self.ioloop.start()
-        self.ioloop.remove_timeout(guard)
-        self.assertEqual(self.message_count(ch, queue), 0)
-
-    def test_exception_in_timer_propagates(self) -> None:
-        """An exception raised by a call_later callback makes start() raise it."""
-
-        class Boom(Exception):
-            pass
-
-        def explode() -> None:
-            raise Boom("from call_later")
-
-        self.ioloop.call_later(0, explode)
-        guard = self.ioloop.call_later(WAIT, self.ioloop.stop)
-        with self.assertRaises(Boom):
-            self.ioloop.start()
-        self.ioloop.remove_timeout(guard)
-
-
-class ConsumingTests(SelectTestCase):
+class ConsumingChecks(CallbackFaceTestCase):
     """basic_get, basic_cancel, broker cancels, returns, nacks."""
 
     def test_basic_get_message(self) -> None:
@@ -823,7 +778,7 @@ class ConsumingTests(SelectTestCase):
             for t in tags:
                 outcomes.setdefault(t, type(frame.method))
             if len(outcomes) == 2:
-                self.ioloop.stop()
+                self.stop_loop()
 
         ch2 = self.channel(conn)
         self.call(lambda done: ch2.confirm_delivery(on_confirm, callback=done))
@@ -834,7 +789,7 @@ class ConsumingTests(SelectTestCase):
         self.assertEqual(self.message_count(ch, queue), 1)
 
 
-class CompletionTests(SelectTestCase):
+class CompletionChecks(CallbackFaceTestCase):
     """Every completion callback gets the reply method frame of its request."""
 
     def test_exchange_bind_unbind_delete(self) -> None:
@@ -925,7 +880,7 @@ class CompletionTests(SelectTestCase):
         self.assertEqual(self.message_count(ch, queue), 1)
 
 
-class BlockedTests(SelectTestCase):
+class BlockedChecks(CallbackFaceTestCase):
     """Connection.Blocked / Unblocked reach the blocked and unblocked callbacks."""
 
     def test_blocked_and_unblocked_callbacks(self) -> None:
@@ -964,8 +919,8 @@ class BlockedTests(SelectTestCase):
         self.assertTrue(conn.is_open)
 
 
-class CreateConnectionTests(SelectTestCase):
-    """SelectConnection.create_connection: several parameters, abort()."""
+class CreateConnectionChecks(CallbackFaceTestCase):
+    """create_connection: several parameters, abort()."""
 
     def create(self, configs: list[pika.ConnectionParameters]) -> tuple[Any, list[Any]]:
         """Start create_connection on the test's loop; return the workflow and the list
@@ -974,10 +929,12 @@ class CreateConnectionTests(SelectTestCase):
 
         def on_done(result: Any) -> None:
             results.append(result)
-            self.ioloop.stop()
+            self.stop_loop()
 
-        workflow = SelectConnection.create_connection(configs, on_done, custom_ioloop=self.ioloop)
-        self.addCleanup(self.close_connection, cast(SelectConnection, workflow.connection))
+        workflow = self.connection_class.create_connection(
+            configs, on_done, custom_ioloop=self.ioloop
+        )
+        self.addCleanup(self.close_connection, workflow.connection)
         return workflow, results
 
     def test_dead_first_host(self) -> None:
@@ -988,7 +945,8 @@ class CreateConnectionTests(SelectTestCase):
         self.run_loop()
         self.assertEqual(len(results), 1)
         conn = results[0]
-        self.assertIsInstance(conn, SelectConnection)
+        self.assertIsInstance(conn, self.connection_class)
+        self.assertIs(conn.ioloop, self.ioloop)
         self.assertTrue(conn.is_open)
         self.assertIs(conn.params, good)
         ch = self.channel(conn)
@@ -1009,7 +967,7 @@ class CreateConnectionTests(SelectTestCase):
     def test_abort_while_connecting(self) -> None:
         """abort() once the attempt started: on_done(AMQPConnectionWorkflowAborted)."""
         workflow, results = self.create([self.params()])
-        self.ioloop.call_later(0, workflow.abort)
+        self.call_later(0, workflow.abort)
         self.run_loop()
         other = self.connect()
         self.assertTrue(other.is_open)
@@ -1032,6 +990,160 @@ class CreateConnectionTests(SelectTestCase):
         self.assertEqual(len(error.exceptions), 4)
         for exc in error.exceptions:
             self.assertIsInstance(exc, Exception)
+
+
+# -- the Select face ---------------------------------------------------------------------
+
+
+class SelectFace(CallbackFaceTestCase):
+    """The hooks for the Select face: an :class:`IOLoop` per test, run in the test's
+    thread (no reactor involved)."""
+
+    connection_class = SelectConnection
+    ioloop: IOLoop
+
+    def set_up_loop(self) -> None:
+        self.ioloop = IOLoop()
+        self.addCleanup(self.ioloop.close)
+
+    def start_loop(self) -> None:
+        self.ioloop.start()
+
+    def stop_loop(self) -> None:
+        self.ioloop.stop()
+
+    def call_later(self, delay: float, fn: Callable[[], object]) -> Any:
+        return self.ioloop.call_later(delay, fn)
+
+    def cancel_timer(self, timer: Any) -> None:
+        self.ioloop.remove_timeout(timer)
+
+    def call_threadsafe(self, fn: Callable[[], object]) -> None:
+        self.ioloop.add_callback_threadsafe(fn)
+
+
+class SelectTestCase(SelectFace, unittest.TestCase):
+    """A Select-face test case (for the Select-only tests)."""
+
+
+class FlowTests(FlowChecks, SelectTestCase):
+    """The whole-application flow on the Select face."""
+
+
+class OpeningTests(OpeningChecks, SelectTestCase):
+    """Opening a Select connection."""
+
+
+class ClosingTests(ClosingChecks, SelectTestCase):
+    """Closing Select connections and channels."""
+
+
+class ConsumingTests(ConsumingChecks, SelectTestCase):
+    """Consuming on the Select face."""
+
+
+class CompletionTests(CompletionChecks, SelectTestCase):
+    """Completion callbacks on the Select face."""
+
+
+class BlockedTests(BlockedChecks, SelectTestCase):
+    """Blocked/unblocked callbacks on the Select face."""
+
+
+class CreateConnectionTests(CreateConnectionChecks, SelectTestCase):
+    """SelectConnection.create_connection."""
+
+
+class IOLoopTests(ThreadChecks, SelectTestCase):
+    """The IOLoop: timers, thread-safe callbacks, stopping, errors."""
+
+    def test_call_later_and_remove_timeout(self) -> None:
+        """A removed timer never runs (removing it twice is harmless); the others run
+        in the order of their delays."""
+        ran: list[str] = []
+        removed = self.ioloop.call_later(0.01, lambda: ran.append("removed"))
+        self.ioloop.call_later(0.05, lambda: ran.append("second"))
+        self.ioloop.call_later(0.02, lambda: ran.append("first"))
+        self.ioloop.call_later(0.1, self.then_stop(lambda: ran.append("last")))
+        self.ioloop.remove_timeout(removed)
+        self.ioloop.remove_timeout(removed)
+        self.run_loop()
+        self.assertEqual(ran, ["first", "second", "last"])
+
+    def test_call_later_argument_errors(self) -> None:
+        """call_later refuses a non-callable and a negative delay;
+        add_callback_threadsafe a non-callable."""
+        self.assertRaises(TypeError, self.ioloop.call_later, 1, "nope")
+        self.assertRaises(ValueError, self.ioloop.call_later, -1, lambda: None)
+        self.assertRaises(TypeError, self.ioloop.add_callback_threadsafe, "nope")
+
+    def test_stop_from_another_thread(self) -> None:
+        """stop() from another thread wakes the waiting loop: start() returns (before
+        the guard timer)."""
+        threads: list[threading.Thread] = []
+
+        def start_stopper() -> None:
+            thread = threading.Thread(target=self.ioloop.stop)
+            threads.append(thread)
+            thread.start()
+
+        self.ioloop.call_later(0, start_stopper)
+        self.run_loop()
+        threads[0].join(WAIT)
+        self.assertFalse(threads[0].is_alive())
+
+    def test_exception_in_open_callback_propagates(self) -> None:
+        """An exception raised by on_open_callback stops the loop: start() raises it."""
+
+        class Boom(Exception):
+            pass
+
+        def on_open(conn: Any) -> None:
+            raise Boom("from on_open_callback")
+
+        conn = SelectConnection(self.params(), on_open_callback=on_open, custom_ioloop=self.ioloop)
+        self.addCleanup(self.close_connection, conn)
+        guard = self.ioloop.call_later(WAIT, self.ioloop.stop)
+        with self.assertRaises(Boom):
+            self.ioloop.start()
+        self.ioloop.remove_timeout(guard)
+        self.assertTrue(conn.is_open)
+
+    def test_exception_in_message_callback_propagates(self) -> None:
+        """An exception raised by a consumer's message callback makes start() raise it;
+        the loop can be started again afterwards."""
+
+        class Boom(Exception):
+            pass
+
+        _conn, ch = self.open_channel()
+        queue = self.declare_queue(ch)
+
+        def on_message(*args: Any) -> None:
+            raise Boom("from on_message_callback")
+
+        ch.basic_consume(queue, on_message, auto_ack=True)
+        ch.basic_publish("", queue, b"boom")
+        guard = self.ioloop.call_later(WAIT, self.ioloop.stop)
+        with self.assertRaises(Boom):
+            self.ioloop.start()
+        self.ioloop.remove_timeout(guard)
+        self.assertEqual(self.message_count(ch, queue), 0)
+
+    def test_exception_in_timer_propagates(self) -> None:
+        """An exception raised by a call_later callback makes start() raise it."""
+
+        class Boom(Exception):
+            pass
+
+        def explode() -> None:
+            raise Boom("from call_later")
+
+        self.ioloop.call_later(0, explode)
+        guard = self.ioloop.call_later(WAIT, self.ioloop.stop)
+        with self.assertRaises(Boom):
+            self.ioloop.start()
+        self.ioloop.remove_timeout(guard)
 
 
 if __name__ == "__main__":  # pragma: no cover
