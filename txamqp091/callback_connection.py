@@ -6,7 +6,8 @@ gives it a clock and a way to open a transport, and everything else -- the attem
 the handshake, channels, consumers, confirms -- is the core's, converted here from
 Deferreds to pika's callbacks:
 
-* completion callbacks receive the reply method frame (``frame.method``);
+* completion callbacks receive the reply method frame (``frame.method``); where pika
+  does, ``callback=None`` sends the request with its ``nowait`` bit (no reply comes);
 * a failed request closes its channel (or connection), so it is reported to the
   channel's (or connection's) close callbacks, as in pika, not to the completion
   callback;
@@ -788,7 +789,14 @@ class CallbackChannel:
         """Declare an exchange; ``callback(method_frame)`` on ``Exchange.DeclareOk``."""
         _check_callback(callback)
         d = self._open_impl().exchange_declare(
-            exchange, exchange_type, passive, durable, auto_delete, internal, arguments
+            exchange,
+            exchange_type,
+            passive,
+            durable,
+            auto_delete,
+            internal,
+            arguments,
+            nowait=callback is None,
         )
         self._complete(d, callback)
 
@@ -800,7 +808,10 @@ class CallbackChannel:
     ) -> None:
         """Delete an exchange; ``callback(method_frame)`` on ``Exchange.DeleteOk``."""
         _check_callback(callback)
-        self._complete(self._open_impl().exchange_delete(exchange, if_unused), callback)
+        self._complete(
+            self._open_impl().exchange_delete(exchange, if_unused, nowait=callback is None),
+            callback,
+        )
 
     def exchange_bind(
         self,
@@ -812,7 +823,9 @@ class CallbackChannel:
     ) -> None:
         """Bind an exchange to another; ``callback(method_frame)`` on ``BindOk``."""
         _check_callback(callback)
-        d = self._open_impl().exchange_bind(destination, source, routing_key, arguments)
+        d = self._open_impl().exchange_bind(
+            destination, source, routing_key, arguments, nowait=callback is None
+        )
         self._complete(d, callback)
 
     def exchange_unbind(
@@ -825,7 +838,9 @@ class CallbackChannel:
     ) -> None:
         """Remove an exchange-to-exchange binding; ``callback(method_frame)`` once done."""
         _check_callback(callback)
-        d = self._open_impl().exchange_unbind(destination, source, routing_key, arguments)
+        d = self._open_impl().exchange_unbind(
+            destination, source, routing_key, arguments, nowait=callback is None
+        )
         self._complete(d, callback)
 
     def queue_declare(
@@ -842,7 +857,7 @@ class CallbackChannel:
         ``Queue.DeclareOk`` (``.method.queue``, ``.message_count``…)."""
         _check_callback(callback)
         d = self._open_impl().queue_declare(
-            queue, passive, durable, exclusive, auto_delete, arguments
+            queue, passive, durable, exclusive, auto_delete, arguments, nowait=callback is None
         )
         self._complete(d, callback)
 
@@ -856,7 +871,9 @@ class CallbackChannel:
     ) -> None:
         """Bind a queue (``routing_key`` defaults to the queue's name)."""
         _check_callback(callback)
-        d = self._open_impl().queue_bind(queue, exchange, routing_key, arguments)
+        d = self._open_impl().queue_bind(
+            queue, exchange, routing_key, arguments, nowait=callback is None
+        )
         self._complete(d, callback)
 
     def queue_unbind(
@@ -875,7 +892,7 @@ class CallbackChannel:
     def queue_purge(self, queue: str, callback: Callable[[Any], object] | None = None) -> None:
         """Purge a queue; ``callback(method_frame)`` on ``Queue.PurgeOk``."""
         _check_callback(callback)
-        self._complete(self._open_impl().queue_purge(queue), callback)
+        self._complete(self._open_impl().queue_purge(queue, nowait=callback is None), callback)
 
     def queue_delete(
         self,
@@ -886,7 +903,10 @@ class CallbackChannel:
     ) -> None:
         """Delete a queue; ``callback(method_frame)`` on ``Queue.DeleteOk``."""
         _check_callback(callback)
-        self._complete(self._open_impl().queue_delete(queue, if_unused, if_empty), callback)
+        self._complete(
+            self._open_impl().queue_delete(queue, if_unused, if_empty, nowait=callback is None),
+            callback,
+        )
 
     def flow(self, active: bool, callback: Callable[[bool], object] | None = None) -> None:
         """``Channel.Flow``; ``callback(active)`` with the broker's answer (RabbitMQ

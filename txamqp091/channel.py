@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
@@ -283,6 +283,21 @@ class Channel(Lifecycle, ChannelConsumers, ChannelRPCs):
         self._submit(rpc)
         assert rpc.deferred is not None
         return rpc.deferred
+
+    def _send_nowait(self, method: spec.Method) -> Deferred[Any]:
+        """Send a synchronous method whose ``nowait`` bit is set: no reply will come.
+
+        It keeps its place: behind the RPC in flight and those queued (and the
+        publishes queued behind them follow it). Fires with ``None`` at once.
+        """
+        self._check_open()
+        data = _encode_method_frame(self.channel_number, method)
+        if self._current is None and not self._queue:
+            self.connection._write(data)
+        else:
+            self._queue.append(_Rpc(data, (), None, None))
+            self._queued_writes += 1
+        return succeed(None)
 
     def _send_rpc(self, rpc: _Rpc) -> None:
         self._current = rpc

@@ -56,6 +56,17 @@ class ChannelRPCs:
     ) -> Deferred[Any]:
         raise NotImplementedError  # pragma: no cover - provided by Channel
 
+    def _send_nowait(self, method: spec.Method) -> Deferred[Any]:
+        raise NotImplementedError  # pragma: no cover - provided by Channel
+
+    def _request(self, method: Any) -> Deferred[Any]:
+        """Send *method* as an RPC, or, when its ``nowait`` bit is set, in turn without
+        expecting a reply (its Deferred then fires with ``None`` once it is queued;
+        a refusal closes the channel)."""
+        if method.nowait:
+            return self._send_nowait(method)
+        return self._rpc(method)
+
     def basic_qos(
         self, prefetch_size: int = 0, prefetch_count: int = 0, global_qos: bool = False
     ) -> Deferred[_MethodFrame[spec.Basic.QosOk]]:
@@ -81,6 +92,8 @@ class ChannelRPCs:
         auto_delete: bool = False,
         internal: bool = False,
         arguments: dict[str, Any] | None = None,
+        *,
+        nowait: bool = False,
     ) -> Deferred[_MethodFrame[spec.Exchange.DeclareOk]]:
         """Declare an exchange; fires with the ``Exchange.DeclareOk`` frame."""
         kind = check_str(getattr(exchange_type, "value", exchange_type), "exchange_type")
@@ -91,7 +104,7 @@ class ChannelRPCs:
             ("internal", internal),
         ):
             check_bool(flag, name)
-        return self._rpc(
+        return self._request(
             spec.Exchange.Declare(
                 0,
                 exchange,
@@ -100,17 +113,19 @@ class ChannelRPCs:
                 durable,
                 auto_delete,
                 internal,
-                False,
+                check_bool(nowait, "nowait"),
                 check_table(arguments, "arguments") or {},
             )
         )
 
     def exchange_delete(
-        self, exchange: str | None = None, if_unused: bool = False
+        self, exchange: str | None = None, if_unused: bool = False, *, nowait: bool = False
     ) -> Deferred[_MethodFrame[spec.Exchange.DeleteOk]]:
         """Delete an exchange; fires with the ``Exchange.DeleteOk`` frame."""
         check_bool(if_unused, "if_unused")
-        return self._rpc(spec.Exchange.Delete(0, exchange or "", if_unused, False))
+        return self._request(
+            spec.Exchange.Delete(0, exchange or "", if_unused, check_bool(nowait, "nowait"))
+        )
 
     def exchange_bind(
         self,
@@ -118,15 +133,17 @@ class ChannelRPCs:
         source: str,
         routing_key: str = "",
         arguments: dict[str, Any] | None = None,
+        *,
+        nowait: bool = False,
     ) -> Deferred[_MethodFrame[spec.Exchange.BindOk]]:
         """Bind exchange *destination* to *source*; fires with ``Exchange.BindOk``."""
-        return self._rpc(
+        return self._request(
             spec.Exchange.Bind(
                 0,
                 destination,
                 source,
                 routing_key,
-                False,
+                check_bool(nowait, "nowait"),
                 check_table(arguments, "arguments") or {},
             )
         )
@@ -137,15 +154,17 @@ class ChannelRPCs:
         source: str | None = None,
         routing_key: str = "",
         arguments: dict[str, Any] | None = None,
+        *,
+        nowait: bool = False,
     ) -> Deferred[_MethodFrame[spec.Exchange.UnbindOk]]:
         """Remove an exchange-to-exchange binding; fires with ``Exchange.UnbindOk``."""
-        return self._rpc(
+        return self._request(
             spec.Exchange.Unbind(
                 0,
                 destination or "",
                 source or "",
                 routing_key,
-                False,
+                check_bool(nowait, "nowait"),
                 check_table(arguments, "arguments") or {},
             )
         )
@@ -158,6 +177,8 @@ class ChannelRPCs:
         exclusive: bool = False,
         auto_delete: bool = False,
         arguments: dict[str, Any] | None = None,
+        *,
+        nowait: bool = False,
     ) -> Deferred[_MethodFrame[spec.Queue.DeclareOk]]:
         """Declare a queue (``""`` for a server-named one).
 
@@ -172,7 +193,7 @@ class ChannelRPCs:
             ("auto_delete", auto_delete),
         ):
             check_bool(flag, name)
-        return self._rpc(
+        return self._request(
             spec.Queue.Declare(
                 0,
                 queue,
@@ -180,7 +201,7 @@ class ChannelRPCs:
                 durable,
                 exclusive,
                 auto_delete,
-                False,
+                check_bool(nowait, "nowait"),
                 check_table(arguments, "arguments") or {},
             )
         )
@@ -191,16 +212,18 @@ class ChannelRPCs:
         exchange: str,
         routing_key: str | None = None,
         arguments: dict[str, Any] | None = None,
+        *,
+        nowait: bool = False,
     ) -> Deferred[_MethodFrame[spec.Queue.BindOk]]:
         """Bind a queue; *routing_key* defaults to the queue name (as pika does)."""
         check_str(queue, "queue")
-        return self._rpc(
+        return self._request(
             spec.Queue.Bind(
                 0,
                 queue,
                 exchange,
                 queue if routing_key is None else routing_key,
-                False,
+                check_bool(nowait, "nowait"),
                 check_table(arguments, "arguments") or {},
             )
         )
@@ -224,19 +247,23 @@ class ChannelRPCs:
             )
         )
 
-    def queue_purge(self, queue: str) -> Deferred[_MethodFrame[spec.Queue.PurgeOk]]:
+    def queue_purge(
+        self, queue: str, *, nowait: bool = False
+    ) -> Deferred[_MethodFrame[spec.Queue.PurgeOk]]:
         """Remove every ready message; fires with ``Queue.PurgeOk`` (``message_count``)."""
         check_str(queue, "queue")
-        return self._rpc(spec.Queue.Purge(0, queue, False))
+        return self._request(spec.Queue.Purge(0, queue, check_bool(nowait, "nowait")))
 
     def queue_delete(
-        self, queue: str, if_unused: bool = False, if_empty: bool = False
+        self, queue: str, if_unused: bool = False, if_empty: bool = False, *, nowait: bool = False
     ) -> Deferred[_MethodFrame[spec.Queue.DeleteOk]]:
         """Delete a queue; fires with ``Queue.DeleteOk`` (``message_count``)."""
         check_str(queue, "queue")
         check_bool(if_unused, "if_unused")
         check_bool(if_empty, "if_empty")
-        return self._rpc(spec.Queue.Delete(0, queue, if_unused, if_empty, False))
+        return self._request(
+            spec.Queue.Delete(0, queue, if_unused, if_empty, check_bool(nowait, "nowait"))
+        )
 
     def tx_select(self) -> Deferred[_MethodFrame[spec.Tx.SelectOk]]:
         """Use transactions on this channel; fires with ``Tx.SelectOk``."""

@@ -12,6 +12,7 @@ rarely sends. Every test ends with no delayed call left on the clock.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -440,6 +441,34 @@ class ChannelTests(CallbackTestCase):
             self.assertEqual(frame.channel_number, 1)
             self.assertIsInstance(frame.method, spec.Channel.Flow)
             self.assertEqual(frame.method.active, active)
+        self.finish(conn, broker)
+
+    def test_no_callback_means_nowait(self) -> None:
+        """As pika: without a completion callback, the declare/delete/bind/purge
+        requests carry the nowait bit (no reply is awaited); with one, they do not, and
+        the callback gets the reply frame. Queue.Unbind has no nowait bit: it waits."""
+        conn, broker, ch = self.open_channel()
+        calls: list[tuple[Callable[..., None], type[spec.Method], tuple[Any, ...]]] = [
+            (ch.exchange_declare, spec.Exchange.Declare, ("ex",)),
+            (ch.exchange_delete, spec.Exchange.Delete, ("ex",)),
+            (ch.exchange_bind, spec.Exchange.Bind, ("a", "b")),
+            (ch.exchange_unbind, spec.Exchange.Unbind, ("a", "b")),
+            (ch.queue_declare, spec.Queue.Declare, ("q",)),
+            (ch.queue_bind, spec.Queue.Bind, ("q", "ex")),
+            (ch.queue_purge, spec.Queue.Purge, ("q",)),
+            (ch.queue_delete, spec.Queue.Delete, ("q",)),
+        ]
+        for call, kind, args in calls:
+            with self.subTest(kind=kind.NAME):
+                call(*args)
+                method: Any = broker.expect(kind, 1)
+                self.assertIs(method.nowait, True)
+        broker.expect_nothing()
+        replies: list[Any] = []
+        ch.queue_declare("q", callback=replies.append)
+        self.assertIs(broker.expect(spec.Queue.Declare, 1).nowait, False)
+        broker.send_method(1, spec.Queue.DeclareOk("q", 0, 0))
+        self.assertIsInstance(replies[0].method, spec.Queue.DeclareOk)
         self.finish(conn, broker)
 
     def test_flow_request_gives_bool(self) -> None:

@@ -115,6 +115,47 @@ class RpcTests(ChannelTestCase):
         self.assertEqual((declare_ok.queue, declare_ok.message_count), ("jobs", 3))
         self.finish(broker)
 
+    def test_nowait_requests(self) -> None:
+        """With ``nowait=True`` each request goes out with its nowait bit, fires with
+        None at once and expects no reply; ``nowait`` must be a bool."""
+        broker, ch = self.open_channel()
+        table: list[tuple[Callable[[Channel], Deferred[Any]], type[spec.Method]]] = [
+            (lambda ch: ch.exchange_declare("ex", "topic", nowait=True), spec.Exchange.Declare),
+            (lambda ch: ch.exchange_delete("ex", nowait=True), spec.Exchange.Delete),
+            (lambda ch: ch.exchange_bind("a", "b", "k", nowait=True), spec.Exchange.Bind),
+            (lambda ch: ch.exchange_unbind("a", "b", "k", nowait=True), spec.Exchange.Unbind),
+            (lambda ch: ch.queue_declare("q", nowait=True), spec.Queue.Declare),
+            (lambda ch: ch.queue_bind("q", "ex", nowait=True), spec.Queue.Bind),
+            (lambda ch: ch.queue_purge("q", nowait=True), spec.Queue.Purge),
+            (lambda ch: ch.queue_delete("q", nowait=True), spec.Queue.Delete),
+        ]
+        for call, kind in table:
+            with self.subTest(kind=kind.NAME):
+                self.assertIsNone(self.successResultOf(call(ch)))
+                method: Any = broker.expect(kind, 1)
+                self.assertIs(method.nowait, True)
+        broker.expect_nothing()
+        self.assertRaises(TypeError, ch.queue_declare, "q", nowait=1)
+        broker.expect_nothing()
+        self.finish(broker)
+
+    def test_nowait_keeps_its_place(self) -> None:
+        """A nowait request made while an RPC waits for its reply goes out after that
+        reply, and a publish made after it follows it: the wire keeps call order."""
+        broker, ch = self.open_channel()
+        first = ch.queue_declare("first")
+        broker.expect(spec.Queue.Declare, 1)
+        self.assertIsNone(self.successResultOf(ch.queue_bind("first", "ex", nowait=True)))
+        ch.basic_publish("ex", "first", b"after")
+        broker.expect_nothing()
+        broker.send_method(1, spec.Queue.DeclareOk("first", 0, 0))
+        self.successResultOf(first)
+        self.assertTrue(broker.expect(spec.Queue.Bind, 1).nowait)
+        method, _, body = broker.expect_message(1)
+        self.assertIsInstance(method, spec.Basic.Publish)
+        self.assertEqual(body, b"after")
+        self.finish(broker)
+
     def test_rpc_table(self) -> None:
         """Each synchronous method writes its request and fires with its reply frame."""
         table: list[tuple[Callable[[Channel], Deferred[Any]], spec.Method, spec.Method]] = [
