@@ -176,6 +176,8 @@ class Channel(Lifecycle, ChannelConsumers, ChannelRPCs):
         self._last_publish: Any = None
         self._publish_seq = 0
         self._per_publish = True
+        #: close(drain=True) waiting for the requests made before it.
+        self._drain_reason: ChannelClosedByClient | None = None
         # Unconfirmed publishes in sequence order, the first one numbered
         # _first_seq; an entry is (deferred, exchange, routing_key, body,
         # properties, mandatory) -- a plain tuple is cheaper than a
@@ -319,6 +321,9 @@ class Channel(Lifecycle, ChannelConsumers, ChannelRPCs):
                 continue
             self._send_rpc(rpc)
             return
+        if self._drain_reason is not None and self._state is _CLOSING:
+            # close(drain=True): everything asked before has gone out; now the Close.
+            self._begin_close(self._drain_reason, send_close=True)
 
     def _cancel_rpc(self, rpc: _Rpc) -> None:
         if rpc is self._current or rpc.on_send is not None:
@@ -378,7 +383,9 @@ class Channel(Lifecycle, ChannelConsumers, ChannelRPCs):
 
         return self._rpc(spec.Channel.Open(), opened, check=False)
 
-    def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> Deferred[None]:
+    def close(
+        self, reply_code: int = 0, reply_text: str = "Normal shutdown", *, drain: bool = False
+    ) -> Deferred[None]:
         """Close the channel.
 
         Pending RPCs and unconfirmed publishes fail with
@@ -386,22 +393,37 @@ class Channel(Lifecycle, ChannelConsumers, ChannelRPCs):
 
         :param reply_code: the code sent in ``Channel.Close``.
         :param reply_text: the text sent in ``Channel.Close``.
+        :param drain: first send what was asked before, in turn (requests waiting
+            behind one in flight, with their replies; queued publishes and nowait
+            requests), then ``Channel.Close`` -- pika's order. New calls are refused
+            meanwhile (the channel is closing).
         :returns: a Deferred firing when ``Channel.CloseOk`` arrives.
         :raises ChannelWrongStateError: if the channel is closing or closed.
         """
         if isinstance(reply_code, bool) or not isinstance(reply_code, int):
             raise TypeError(f"reply_code must be an int, not {reply_code!r}")
         check_str(reply_text, "reply_text")
+        check_bool(drain, "drain")
         if self._state in (_CLOSING, _CLOSED):
             raise ChannelWrongStateError(f"channel {self.channel_number} is {self._state}")
         done = self.when_closed().addCallback(lambda _: None)
-        self._local_close(ChannelClosedByClient(reply_code, reply_text), send_close=True)
+        reason = ChannelClosedByClient(reply_code, reply_text)
+        if drain and (self._current is not None or self._queue):
+            self._state = _CLOSING  # frames are still handled: see _on_frame
+            self._drain_reason = reason
+        else:
+            self._local_close(reason, send_close=True)
         return done
 
     def _local_close(self, reason: Exception, *, send_close: bool) -> None:
-        """Start closing from our side: fail everything, send Channel.Close."""
-        if self._state in (_CLOSING, _CLOSED):
+        """Start closing from our side: fail everything, send Channel.Close (also when
+        a draining close was waiting: an error ends the wait)."""
+        if self._state is _CLOSED or (self._state is _CLOSING and self._drain_reason is None):
             return
+        self._begin_close(reason, send_close=send_close)
+
+    def _begin_close(self, reason: Exception, *, send_close: bool) -> None:
+        self._drain_reason = None
         self._state = _CLOSING
         self._reason = reason
         self._fail_pending(reason)
@@ -461,6 +483,7 @@ class Channel(Lifecycle, ChannelConsumers, ChannelRPCs):
             self._reason = reason
         assert self._reason is not None
         self._state = _CLOSED
+        self._drain_reason = None
         if self._close_timer is not None:
             if self._close_timer.active():
                 self._close_timer.cancel()
@@ -481,7 +504,7 @@ class Channel(Lifecycle, ChannelConsumers, ChannelRPCs):
 
     def _on_frame(self, frame: codec.Frame) -> None:
         kind = type(frame)
-        if self._state is _CLOSING:
+        if self._state is _CLOSING and self._drain_reason is None:
             if kind is _MethodFrame:
                 method = frame.method  # type: ignore[union-attr]
                 if type(method) is spec.Channel.CloseOk:
@@ -789,6 +812,9 @@ class Channel(Lifecycle, ChannelConsumers, ChannelRPCs):
         :returns: a Deferred firing with the ``Confirm.SelectOk`` frame.
         """
         check_bool(per_publish, "per_publish")
+        self._check_open()
+        if per_publish is not self._per_publish and (self._confirming or self._select_queued):
+            raise ValueError("per_publish cannot change once confirms are on")
         self._per_publish = per_publish
 
         def now_confirming() -> None:

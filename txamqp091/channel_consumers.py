@@ -99,7 +99,9 @@ class ChannelConsumers:
         check_bool(auto_ack, "auto_ack")
         check_bool(exclusive, "exclusive")
         check_table(arguments, "arguments")
-        if consumer_tag is None:
+        if consumer_tag is None or consumer_tag == "":
+            # As pika: no tag (or an empty one, which RabbitMQ would replace with its
+            # own) gets one made up here, so that deliveries find their consumer.
             consumer_tag = f"ctag{self.channel_number}.{uuid.uuid4().hex}"
         check_str(consumer_tag, "consumer_tag")
         if consumer_tag in self._consumers:

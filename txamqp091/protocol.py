@@ -598,7 +598,8 @@ class AMQPProtocol(Lifecycle, Protocol):
                 abort_connection()
                 return
         transport.loseConnection()
-        if self._close_timer is None:
+        # A transport with nothing buffered may have reported the loss already.
+        if self._close_timer is None and self._state is not _CLOSED:
             self._close_timer = self._call_later(self.rpc_timeout or 10.0, self._close_timed_out)
 
     def _violation(self, exc: Exception) -> None:

@@ -399,6 +399,63 @@ class RpcTests(ChannelTestCase):
 class ChannelCloseTests(ChannelTestCase):
     """Closing a channel, by either side or with its connection."""
 
+    def test_draining_close(self) -> None:
+        """close(drain=True) first sends what was asked before, in order -- the queued
+        request (its reply awaited), the nowait request and the publish queued behind
+        them -- then Channel.Close; new calls are refused meanwhile; every Deferred
+        fires once."""
+        broker, ch = self.open_channel()
+        declared = ch.queue_declare("a")
+        broker.expect(spec.Queue.Declare, 1)
+        purged = ch.queue_purge("a")
+        ch.queue_bind("a", "ex", nowait=True)
+        ch.basic_publish("ex", "a", b"last")
+        closed = ch.close(drain=True)
+        broker.expect_nothing()
+        self.assertTrue(ch.is_closing)
+        self.assertRaises(ChannelWrongStateError, ch.queue_declare, "b")
+        self.assertRaises(TypeError, ch.close, drain="yes")
+        broker.send_method(1, spec.Queue.DeclareOk("a", 0, 0))
+        self.successResultOf(declared)
+        broker.expect(spec.Queue.Purge, 1)
+        broker.send_method(1, spec.Queue.PurgeOk(0))
+        self.successResultOf(purged)
+        self.assertTrue(broker.expect(spec.Queue.Bind, 1).nowait)
+        method, _, body = broker.expect_message(1)
+        self.assertEqual((type(method), body), (spec.Basic.Publish, b"last"))
+        close = broker.expect(spec.Channel.Close, 1)
+        self.assertEqual(close.reply_code, 0)
+        self.assertNoResult(closed)
+        broker.send_method(1, spec.Channel.CloseOk())
+        self.assertIsNone(self.successResultOf(closed))
+        self.assertIsInstance(ch.close_reason, ChannelClosedByClient)
+        self.finish(broker)
+
+    def test_draining_close_with_nothing_pending(self) -> None:
+        """close(drain=True) with nothing queued sends Channel.Close at once."""
+        broker, ch = self.open_channel()
+        closed = ch.close(drain=True)
+        broker.expect(spec.Channel.Close, 1)
+        broker.send_method(1, spec.Channel.CloseOk())
+        self.successResultOf(closed)
+        self.finish(broker)
+
+    def test_draining_close_ended_by_the_broker(self) -> None:
+        """A broker's Channel.Close while draining ends it: the waiting request fails
+        with the broker's error, nothing more is sent but the CloseOk."""
+        broker, ch = self.open_channel()
+        declared = ch.queue_declare("a", passive=True)
+        broker.expect(spec.Queue.Declare, 1)
+        queued = ch.queue_purge("a")
+        closed = ch.close(drain=True)
+        broker.send_method(1, spec.Channel.Close(404, "NOT_FOUND", 50, 10))
+        broker.expect(spec.Channel.CloseOk, 1)
+        self.failureResultOf(declared, ChannelClosedByBroker)
+        self.failureResultOf(queued, ChannelClosedByBroker)
+        self.successResultOf(closed)
+        broker.expect_nothing()
+        self.finish(broker)
+
     def pending(self, broker: FakeBroker, ch: Channel) -> dict[str, Deferred[Any]]:
         """An in-flight RPC, a queued RPC, two unconfirmed publishes, a waiting get()."""
         broker.read()
@@ -774,6 +831,17 @@ class ConfirmTests(ChannelTestCase):
         self.assertEqual(tags, [(1, False), (2, False)])
         self.finish(broker)
 
+    def test_per_publish_cannot_change_once_confirming(self) -> None:
+        """Switching per_publish once confirms are on raises ValueError and changes
+        nothing; on a closed channel confirm_delivery raises before changing anything."""
+        broker, ch = self.confirming()
+        self.assertRaises(ValueError, ch.confirm_delivery, per_publish=False)
+        d = ch.basic_publish("", "q", b"x")
+        self.assertIsNot(d, PUBLISHED)
+        broker.send_method(1, spec.Basic.Ack(1, False))
+        self.successResultOf(d)
+        self.finish(broker)
+
     def test_nack(self) -> None:
         """Basic.Nack fails the publish with NackError carrying the published message."""
         broker, ch = self.confirming()
@@ -1021,6 +1089,20 @@ class ContentTests(ChannelTestCase):
         self.assertNoResult(waiting)
         self.deliver(broker, b"three", delivery_tag=3)
         self.assertEqual(self.successResultOf(waiting).body, b"three")
+        self.finish(broker)
+
+    def test_empty_consumer_tag_is_made_up(self) -> None:
+        """consumer_tag="" is treated as none, as pika does: a tag is made up and sent
+        (RabbitMQ would otherwise pick one the client does not know)."""
+        broker, ch = self.open_channel()
+        seen: list[bytes] = []
+        d = ch.basic_consume("q", lambda c, m, p, body: seen.append(body), consumer_tag="")
+        consume = broker.expect(spec.Basic.Consume, 1)
+        self.assertRegex(consume.consumer_tag, r"^ctag1\.[0-9a-f]{32}$")
+        broker.send_method(1, spec.Basic.ConsumeOk(consume.consumer_tag))
+        self.assertEqual(self.successResultOf(d), consume.consumer_tag)
+        self.deliver(broker, b"found", tag=consume.consumer_tag)
+        self.assertEqual(seen, [b"found"])
         self.finish(broker)
 
     def test_consumer_queue_get_nowait(self) -> None:

@@ -14,7 +14,8 @@ import struct
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionLost
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.python.failure import Failure
 
 import txamqp091
 from txamqp091 import codec, spec
@@ -750,6 +751,26 @@ class CloseTests(AMQPTestCase):
         self.assertIsInstance(reason, ConnectionClosedByClient)
         self.assertEqual(reason.args, (200, "Normal shutdown"))  # type: ignore[union-attr]
         self.finish(broker)
+
+    def test_close_with_a_transport_that_ends_at_once(self) -> None:
+        """A transport whose loseConnection reports the loss at once (as the Select
+        face's, with nothing buffered): no close timer is left behind."""
+        broker = self.open_connection()
+        proto = broker.protocol
+        broker.read()
+        transport = broker.transport
+
+        def lose_now() -> None:
+            transport.disconnecting = True
+            proto.connectionLost(Failure(ConnectionDone("closed")))
+
+        transport.loseConnection = lose_now  # type: ignore[method-assign]
+        d = proto.close()
+        broker.expect(spec.Connection.Close)
+        broker.send_method(0, spec.Connection.CloseOk(), deliver_loss=False)
+        self.assertIsNone(self.successResultOf(d))
+        self.assertTrue(proto.is_closed)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_close_is_idempotent(self) -> None:
         """A second close() writes nothing more; both Deferreds fire."""
