@@ -134,8 +134,10 @@ class AsyncioConnection(CallbackConnection):
         return Deferred.fromFuture(future)
 
     def _ended(self) -> None:
+        # The core cancels its own timers as it ends; the connection's retry timer is
+        # cancelled by close(). Cancelling every call on the clock here could hit a
+        # protocol still shutting down.
         self._stop_watchdog()
-        self._asyncio_clock.cancel_all()
 
     def _callback_failed(self, error: BaseException) -> None:
         self._loop.call_exception_handler(

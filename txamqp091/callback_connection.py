@@ -63,6 +63,14 @@ def _check_callback(callback: object, name: str = "callback") -> None:
         raise TypeError(f"{name} must be callable or None, not {callback!r}")
 
 
+def _check_close_arguments(reply_code: object, reply_text: object) -> None:
+    """Raise for a bad ``close()`` argument before any state changes."""
+    if isinstance(reply_code, bool) or not isinstance(reply_code, int):
+        raise TypeError(f"reply_code must be an int, not {reply_code!r}")
+    if not isinstance(reply_text, str):
+        raise TypeError(f"reply_text must be a str, not {reply_text!r}")
+
+
 def _check_required(callback: object, name: str) -> None:
     if not callable(callback):
         raise TypeError(f"{name} must be callable, not {callback!r}")
@@ -128,8 +136,8 @@ class CallbackConnection:
         #: The error of each failed attempt, in order.
         self.attempt_errors: list[BaseException] = []
         self._attempt: Deferred[Any] | None = None
-        #: The attempt's protocol once its transport is up (during the handshake).
-        self._handshaking: AMQPProtocol | None = None
+        #: The protocol of the attempt under way.
+        self._attempting: AMQPProtocol | None = None
         self._retry: IDelayedCall | None = None
         self._last_error: BaseException | None = None
         self._close_reason: BaseException | None = None
@@ -178,22 +186,18 @@ class CallbackConnection:
 
     def _try(self) -> None:
         self._retry = None
-        protocol = AMQPProtocol(self.params, self._clock)
+        protocol = self._attempting = AMQPProtocol(self.params, self._clock)
         try:
             d = self._open_transport(self.params, protocol)
         except Exception as e:  # e.g. TLS settings this face cannot use
             d = fail(e)
 
-        def handshake(_: object) -> Deferred[Any]:
-            self._handshaking = protocol  # connected: close() must close it
-            return protocol.ready
-
-        d.addCallback(handshake)
+        d.addCallback(lambda _: protocol.ready)
         self._attempt = d
         d.addCallbacks(lambda _: self._opened(protocol), self._attempt_failed)
 
     def _attempt_failed(self, failure: Failure) -> None:
-        self._attempt = self._handshaking = None
+        self._attempt = self._attempting = None
         if self._state is not _OPENING:
             return  # aborted by close(): reported there
         error = failure.value
@@ -206,7 +210,7 @@ class CallbackConnection:
             self._next_attempt()
 
     def _opened(self, protocol: AMQPProtocol) -> None:
-        self._attempt = self._handshaking = None
+        self._attempt = self._attempting = None
         if self._state is not _OPENING:  # pragma: no cover - close() cancels the attempt
             protocol.close()
             return
@@ -307,17 +311,18 @@ class CallbackConnection:
 
         :raises ConnectionWrongStateError: if it is closing or closed.
         """
+        _check_close_arguments(reply_code, reply_text)
         if self._state is _OPENING:
             self._state = _CLOSING
             retry, self._retry = self._retry, None
             if retry is not None and retry.active():
                 retry.cancel()
             attempt, self._attempt = self._attempt, None
-            handshaking, self._handshaking = self._handshaking, None
+            protocol, self._attempting = self._attempting, None
             if attempt is not None:
                 attempt.addErrback(lambda f: None)
-            if handshaking is not None:
-                handshaking.close()  # aborts the handshake and drops the transport
+            if protocol is not None and protocol.transport is not None:
+                protocol.close()  # connected: aborts the handshake, drops the transport
             elif attempt is not None:
                 attempt.cancel()  # still connecting: stops the connect
             self._open_failed(
@@ -506,6 +511,9 @@ class CallbackChannel:
         self._return_callbacks: list[Callback] = []
         self._flow_callbacks: list[Callable[[Any], object]] = []
         self._consumer_tags: list[str] = []
+        #: Consumers cancelled, their CancelOk not yet in: deliveries stop at once.
+        self._cancelled: set[str] = set()
+        self._ack_nack_callbacks: list[Callable[[Any], object]] = []
         self._close_requested: tuple[int, str] | None = None
 
     def __repr__(self) -> str:
@@ -520,7 +528,7 @@ class CallbackChannel:
         impl.add_on_cancel_callback(self._cancelled_by_broker)
         impl.add_on_flow_callback(self._flowed)
         if self._close_requested is not None:  # close() while opening, as pika allows
-            impl.close(*self._close_requested).addErrback(lambda f: None)
+            impl.close(*self._close_requested, drain=True).addErrback(lambda f: None)
             return
         self._state = _OPEN
         if self._on_open is not None:
@@ -532,16 +540,17 @@ class CallbackChannel:
         self._closed(error)
 
     def _on_impl_closed(self, impl: Channel, reason: Exception) -> None:
-        if isinstance(reason, ConnectionClosedByClient):
-            # pika closes each channel before the connection: its callbacks see that.
-            reason = ChannelClosedByClient(reason.reply_code, reason.reply_text)
         self._closed(reason)
 
     def _closed(self, reason: BaseException) -> None:
         if self._state is _CLOSED:
             return
+        if isinstance(reason, ConnectionClosedByClient):
+            # pika closes each channel before the connection: its callbacks see that.
+            reason = ChannelClosedByClient(reason.reply_code, reason.reply_text)
         self._state = _CLOSED
         self._consumer_tags.clear()
+        self._cancelled.clear()
         self.connection._channels.pop(self.channel_number, None)
         for callback in list(self._close_callbacks):
             self.connection._invoke(callback, self, reason)
@@ -581,13 +590,15 @@ class CallbackChannel:
 
         :raises ChannelWrongStateError: if it is closing or closed.
         """
+        _check_close_arguments(reply_code, reply_text)
         if self._state is _OPENING:
             self._state = _CLOSING
             self._close_requested = (reply_code, reply_text)
             return
         impl = self._open_impl()
         self._state = _CLOSING
-        impl.close(reply_code, reply_text).addErrback(lambda f: None)
+        # As pika: what was asked before goes out first, then Channel.Close.
+        impl.close(reply_code, reply_text, drain=True).addErrback(lambda f: None)
 
     # -- callbacks ---------------------------------------------------------------
 
@@ -656,8 +667,16 @@ class CallbackChannel:
         if consumer_tag is None:
             consumer_tag = f"ctag{self.channel_number}.{uuid.uuid4().hex}"
         invoke = self.connection._invoke
+        tag = consumer_tag
 
-        def delivered(_: Channel, method: spec.Method, properties: Any, body: bytes) -> None:
+        def delivered(_: Channel, method: Any, properties: Any, body: bytes) -> None:
+            if tag in self._cancelled and not auto_ack:
+                # As pika: a cancelled consumer sees nothing more; what it would have
+                # had goes back to the queue. (An auto-acked message, which the broker
+                # has forgotten, still reaches the callback: pika drops it.)
+                if impl.is_open:
+                    impl.basic_reject(method.delivery_tag, True)
+                return
             invoke(on_message_callback, self, method, properties, body)
 
         d = impl.basic_consume(queue, delivered, auto_ack, exclusive, consumer_tag, arguments)
@@ -677,18 +696,26 @@ class CallbackChannel:
         self, consumer_tag: str = "", callback: Callable[[Any], object] | None = None
     ) -> None:
         """Cancel a consumer; ``callback(method_frame)`` on ``Basic.CancelOk``, after
-        which the tag leaves ``consumer_tags``. An unknown tag is ignored (logged), as
-        in pika."""
+        which the tag leaves ``consumer_tags``. As in pika, the consumer's callback gets
+        nothing more from now on: deliveries already on their way are rejected with
+        requeue -- except for an ``auto_ack`` consumer, whose messages the broker has
+        already forgotten: those still reach its callback (pika drops them). An unknown
+        or already cancelled tag is ignored (logged)."""
         _check_callback(callback)
         impl = self._open_impl()
-        if consumer_tag not in self._consumer_tags:
-            _log.warn("basic_cancel of an unknown consumer {tag!r}", tag=consumer_tag)
+        if consumer_tag not in self._consumer_tags or consumer_tag in self._cancelled:
+            _log.warn(
+                "basic_cancel of a consumer unknown or already cancelled: {tag!r}",
+                tag=consumer_tag,
+            )
             return
+        self._cancelled.add(consumer_tag)
         d = impl.basic_cancel(consumer_tag)
 
         def forget(result: object) -> object:
             if consumer_tag in self._consumer_tags:
                 self._consumer_tags.remove(consumer_tag)
+            self._cancelled.discard(consumer_tag)
             return result
 
         self._complete(d, callback)
@@ -768,8 +795,17 @@ class CallbackChannel:
         _check_required(ack_nack_callback, "ack_nack_callback")
         _check_callback(callback)
         impl = self._open_impl()
-        invoke = self.connection._invoke
-        impl.add_on_confirm_callback(lambda frame: invoke(ack_nack_callback, frame))
+        callbacks = self._ack_nack_callbacks
+        if not callbacks:
+            invoke = self.connection._invoke
+
+            def confirmed(frame: Any) -> None:
+                for cb in list(callbacks):
+                    invoke(cb, frame)
+
+            impl.add_on_confirm_callback(confirmed)
+        if ack_nack_callback not in callbacks:  # as pika: the same callback once
+            callbacks.append(ack_nack_callback)
         # The frames go to ack_nack_callback as they come: nothing kept per publish.
         self._complete(impl.confirm_delivery(per_publish=False), callback)
 

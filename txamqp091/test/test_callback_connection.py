@@ -27,6 +27,7 @@ from txamqp091.exceptions import (
     AccessRefused,
     AMQPConnectionError,
     ChannelClosedByBroker,
+    ChannelClosedByClient,
     ConnectionClosedByClient,
     ConnectionOpenAborted,
     ConnectionWrongStateError,
@@ -64,6 +65,9 @@ class ClockConnection(CallbackConnection):
         self.brokers: list[FakeBroker] = []
         #: What application callbacks raised.
         self.callback_errors: list[BaseException] = []
+        #: With ``late``, each connect's Deferred, fired by the test.
+        self.late = bool(kw.pop("late", False))
+        self.late_connects: list[Deferred[Any]] = []
         super().__init__(parameters, *args, **kw)
 
     def _open_transport(self, params: Parameters, protocol: AMQPProtocol) -> Deferred[Any]:
@@ -74,6 +78,12 @@ class ClockConnection(CallbackConnection):
         broker = FakeBroker(protocol, self._clock)  # type: ignore[arg-type]
         broker.connect()
         self.brokers.append(broker)
+        if self.late:
+            # As asyncio: the protocol has its transport a few turns before the
+            # connect's Deferred fires.
+            late: Deferred[Any] = Deferred()
+            self.late_connects.append(late)
+            return late
         return succeed(None)
 
     def _callback_failed(self, error: BaseException) -> None:
@@ -609,3 +619,136 @@ class CallbackErrorTests(CallbackTestCase):
         self.assertEqual(conn.callback_errors, errors)
         self.assertTrue(conn.is_open)
         self.finish(conn, broker)
+
+
+class ReviewFixTests(CallbackTestCase):
+    """Behaviour fixed after a review: argument checks before state changes, draining
+    channel close, cancel stopping deliveries, confirm callbacks once, the close of an
+    attempt whose transport is up before its Deferred fires."""
+
+    def test_bad_close_arguments_change_nothing(self) -> None:
+        """close() with a bad reply code raises TypeError and leaves the connection and
+        the channel (open or opening) as they were; a good close() then works."""
+        conn, broker, ch = self.open_channel()
+        self.assertRaises(TypeError, ch.close, reply_code="oops")
+        self.assertRaises(TypeError, ch.close, 0, 5)
+        self.assertTrue(ch.is_open)
+        self.assertRaises(TypeError, conn.close, reply_code="oops")
+        self.assertTrue(conn.is_open)
+        opening = conn.channel()
+        self.assertRaises(TypeError, opening.close, "bad")
+        self.assertTrue(opening.is_opening)
+        broker.expect(spec.Channel.Open, 2)
+        broker.send_method(2, spec.Channel.OpenOk())
+        self.assertTrue(opening.is_open)
+        ch.close()
+        broker.expect(spec.Channel.Close, 1)
+        broker.send_method(1, spec.Channel.CloseOk())
+        self.assertTrue(ch.is_closed)
+        self.finish(conn, broker)
+
+    def test_channel_close_sends_what_was_asked_first(self) -> None:
+        """As pika: close() after a declare awaiting its reply, a nowait bind and a
+        publish sends them first (the declare's callback runs), then Channel.Close."""
+        conn, broker, ch = self.open_channel()
+        replies: list[Any] = []
+        ch.queue_declare("a", callback=replies.append)
+        ch.queue_declare("b", callback=replies.append)
+        broker.expect(spec.Queue.Declare, 1)
+        ch.queue_bind("b", "ex", "k")
+        ch.basic_publish("ex", "k", b"last")
+        closed: list[BaseException] = []
+        ch.add_on_close_callback(lambda c, e: closed.append(e))
+        ch.close()
+        self.assertTrue(ch.is_closing)
+        broker.send_method(1, spec.Queue.DeclareOk("a", 0, 0))
+        broker.expect(spec.Queue.Declare, 1)
+        broker.send_method(1, spec.Queue.DeclareOk("b", 0, 0))
+        self.assertEqual([r.method.queue for r in replies], ["a", "b"])
+        self.assertTrue(broker.expect(spec.Queue.Bind, 1).nowait)
+        _, _, body = broker.expect_message(1)
+        self.assertEqual(body, b"last")
+        broker.expect(spec.Channel.Close, 1)
+        broker.send_method(1, spec.Channel.CloseOk())
+        self.assertEqual(len(closed), 1)
+        self.assertIsInstance(closed[0], ChannelClosedByClient)
+        self.finish(conn, broker)
+
+    def test_cancel_stops_deliveries_at_once(self) -> None:
+        """After basic_cancel, deliveries still on their way are not given to the
+        callback but rejected with requeue (as pika); a second cancel of the same tag
+        sends nothing; an auto-ack consumer still gets what the broker has forgotten."""
+        conn, broker, ch = self.open_channel()
+        seen: list[bytes] = []
+        tag = ch.basic_consume("q", lambda c, m, p, body: seen.append(body))
+        broker.expect(spec.Basic.Consume, 1)
+        broker.send_method(1, spec.Basic.ConsumeOk(tag))
+        oks: list[Any] = []
+        ch.basic_cancel(tag, callback=oks.append)
+        broker.expect(spec.Basic.Cancel, 1)
+        ch.basic_cancel(tag)
+        broker.expect_nothing()
+        broker.send_message(1, spec.Basic.Deliver(tag, 7, False, "", "q"), b"late")
+        self.assertEqual(seen, [])
+        reject = broker.expect(spec.Basic.Reject, 1)
+        self.assertEqual((reject.delivery_tag, reject.requeue), (7, True))
+        self.assertEqual(ch.consumer_tags, [tag])
+        broker.send_method(1, spec.Basic.CancelOk(tag))
+        self.assertEqual(len(oks), 1)
+        self.assertEqual(ch.consumer_tags, [])
+        auto = ch.basic_consume("q", lambda c, m, p, body: seen.append(body), auto_ack=True)
+        broker.expect(spec.Basic.Consume, 1)
+        broker.send_method(1, spec.Basic.ConsumeOk(auto))
+        ch.basic_cancel(auto)
+        broker.expect(spec.Basic.Cancel, 1)
+        broker.send_message(1, spec.Basic.Deliver(auto, 8, False, "", "q"), b"kept")
+        self.assertEqual(seen, [b"kept"])
+        broker.expect_nothing()
+        broker.send_method(1, spec.Basic.CancelOk(auto))
+        self.finish(conn, broker)
+
+    def test_same_ack_nack_callback_once(self) -> None:
+        """confirm_delivery twice with the same callback: each frame reaches it once."""
+        conn, broker, ch = self.open_channel()
+        frames: list[Any] = []
+        ch.confirm_delivery(frames.append)
+        ch.confirm_delivery(frames.append)
+        broker.expect(spec.Confirm.Select, 1)
+        broker.send_method(1, spec.Confirm.SelectOk())
+        broker.expect(spec.Confirm.Select, 1)
+        broker.send_method(1, spec.Confirm.SelectOk())
+        ch.basic_publish("", "q", b"x")
+        broker.expect_message(1)
+        broker.send_method(1, spec.Basic.Ack(1, False))
+        self.assertEqual(len(frames), 1)
+        self.finish(conn, broker)
+
+    def test_opening_channel_closed_with_the_connection(self) -> None:
+        """A channel still opening when the connection is closed gets
+        ChannelClosedByClient, as the open ones do (and as pika's do)."""
+        conn, broker = self.open()
+        opening = conn.channel()
+        errors: list[BaseException] = []
+        opening.add_on_close_callback(lambda c, e: errors.append(e))
+        conn.close()
+        self.assertEqual(len(errors), 1)
+        self.assertIsInstance(errors[0], ChannelClosedByClient)
+        self.finish(conn, broker)
+
+    def test_close_while_the_connect_deferred_is_late(self) -> None:
+        """As on asyncio, the protocol has its transport before the attempt's Deferred
+        fires: close() then closes that protocol (its transport is dropped), the open
+        error callbacks get ConnectionOpenAborted, and no timer is left."""
+        errors: list[BaseException] = []
+        conn = self.make(
+            ConnectionParameters(), on_open_error_callback=lambda c, e: errors.append(e), late=True
+        )
+        self.clock.advance(0)
+        broker = conn.brokers[0]
+        conn.close()
+        self.assertEqual(len(errors), 1)
+        self.assertIsInstance(errors[0], ConnectionOpenAborted)
+        self.assertTrue(broker.transport.disconnecting)
+        conn.late_connects[0].callback(None)
+        broker.shutdown()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
