@@ -19,16 +19,14 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IProtocol
 
 from txamqp091.blocking_loop import SelectorLoop, SocketTransport
-from txamqp091.connect import _apply_tcp_options
+from txamqp091.connect import DEFAULT_CONNECT_TIMEOUT, _apply_tcp_options
 from txamqp091.exceptions import AMQPConnectionError
 from txamqp091.parameters import Parameters
 from txamqp091.protocol import AMQPProtocol
 from txamqp091.tls import _TLSProtocol
 
-__all__ = ["attach", "connect_socket", "tls_context"]
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "attach", "connect_socket", "tls_context"]
 
-#: The TCP connect timeout when the parameters set none (``socket_timeout``).
-DEFAULT_CONNECT_TIMEOUT = 10.0
 
 
 def tls_context(params: Parameters) -> tuple[ssl.SSLContext, str]:
@@ -79,9 +77,18 @@ class _Connecting:
     def _next(self) -> None:
         while self._addresses:
             family, kind, proto, _, address = self._addresses.pop(0)
-            sock = socket.socket(family, kind, proto)
-            sock.setblocking(False)
-            code = sock.connect_ex(address)
+            try:
+                sock = socket.socket(family, kind, proto)
+            except OSError as e:  # e.g. an IPv6 address where IPv6 is off: next one
+                self._last_error = e
+                continue
+            try:
+                sock.setblocking(False)
+                code = sock.connect_ex(address)
+            except OSError as e:
+                sock.close()
+                self._last_error = e
+                continue
             if code == 0:
                 self._done(sock)
                 return
@@ -162,7 +169,11 @@ def connect_socket(
     connecting = _Connecting(loop, host, port, list(addresses), timeout or DEFAULT_CONNECT_TIMEOUT)
 
     def ready(sock: socket.socket) -> socket.socket:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            sock.close()
+            raise
         return sock
 
     return connecting.deferred.addCallback(ready)
@@ -178,8 +189,12 @@ def attach(
     """Run *protocol* over *sock* on *loop* (through TLS with *tls*, from
     :func:`tls_context`, checked before connecting) and start it (``makeConnection``:
     the AMQP handshake begins)."""
-    lowest: IProtocol = protocol if tls is None else _TLSProtocol(protocol, *tls)
-    transport = SocketTransport(loop, sock, lowest)
+    try:
+        lowest: IProtocol = protocol if tls is None else _TLSProtocol(protocol, *tls)
+        transport = SocketTransport(loop, sock, lowest)
+    except BaseException:
+        sock.close()
+        raise
     _apply_tcp_options(transport, params.tcp_options)
     lowest.makeConnection(transport)
     return transport
