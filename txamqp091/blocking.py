@@ -22,6 +22,7 @@ from collections.abc import Callable, Generator, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
 from txamqp091 import spec
 from txamqp091.blocking_loop import SelectorLoop, Timer
@@ -46,6 +47,8 @@ from txamqp091.socket_connect import attach, connect_socket, tls_context
 _tls_context = tls_context
 
 __all__ = ["BlockingChannel", "BlockingConnection"]
+
+_log = Logger(namespace="txamqp091.blocking")
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -670,9 +673,24 @@ class BlockingChannel:
         ``auto_ack=True`` consumer (whose messages the broker already forgot) they
         are returned.
 
+        An unknown tag (already cancelled, by the application or the broker) is
+        ignored with a warning, as in pika; the ``consume()`` generator's tag ends the
+        generator as :meth:`cancel` does.
+
         :returns: ``[(channel, method, properties, body), ...]`` for an ``auto_ack``
             consumer, else ``[]``.
         """
+        self._check()
+        generator = self._generator
+        if generator is not None and generator.tag == consumer_tag:
+            self.cancel()
+            return []
+        if consumer_tag not in self._consumers:
+            _log.warn(
+                "basic_cancel of an unknown consumer {tag!r} (already cancelled?)",
+                tag=consumer_tag,
+            )
+            return []
         consumer = self._cancel(consumer_tag)
         return self._hand_back(consumer) if consumer is not None else []
 

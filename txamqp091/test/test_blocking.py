@@ -433,6 +433,26 @@ class ChannelTests(BlockingTestCase):
         got = self._get_all(ch, manual_q, 20 - len(manual_seen))
         self.assertEqual(sorted(manual_seen + [int(body) for _, body in got]), list(range(20)))
 
+    def test_basic_cancel_unknown_and_generator_tags(self) -> None:
+        """basic_cancel of an unknown tag returns [] and leaves the channel usable (as
+        pika); of the consume() generator's tag, it ends the generator (which would
+        otherwise wait for ever) and requeues what it held."""
+        ch = self.channel()
+        q = self.queue(ch)
+        self.assertEqual(ch.basic_cancel("no-such-consumer"), [])
+        self.assertTrue(ch.is_open)
+        ch.basic_publish("", q, b"one")
+        ch.basic_publish("", q, b"two")
+        generator = ch.consume(q)
+        method, _, body = next(generator)
+        self.assertEqual(body, b"one")
+        ch.basic_ack(method.delivery_tag)
+        self.assertEqual(ch.basic_cancel(method.consumer_tag), [])
+        self.assertRaises(StopIteration, next, generator)
+        self.assertEqual(ch.get_waiting_message_count(), 0)
+        got = self._get_all(ch, q, 1)
+        self.assertEqual([body for _, body in got], [b"two"])
+
     def test_consume_other_parameters_refused(self) -> None:
         """A second ``consume()`` with other parameters while one is active raises
         ``ValueError``; the same parameters resume the same generator."""
