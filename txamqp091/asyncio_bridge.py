@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred
 from twisted.internet.error import AlreadyCalled, AlreadyCancelled, ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import (
     IDelayedCall,
@@ -43,11 +44,10 @@ from txamqp091.connect import (
     DEFAULT_CONNECT_TIMEOUT,
     ConnectionRefused,
     _apply_tcp_options,
-    attempt_plan,
-    is_permanent,
+    _log_failed_attempt,
+    try_in_turn,
 )
 from txamqp091.exceptions import (
-    AMQPConnectionError,
     AMQPTimeoutError,
     AMQPTLSError,
     ConnectionOpenAborted,
@@ -383,25 +383,20 @@ async def open_protocol(
         raise ValueError("parameters must not be empty")
     if loop is None:
         loop = asyncio.get_running_loop()
-    last: BaseException | None = None
-    for index, delay in attempt_plan(parameters):
-        if delay:
-            await asyncio.sleep(delay)
-        params = parameters[index]
-        try:
-            return await _open_one(params, loop, rpc_timeout)
-        except (AMQPConnectionError, AMQPTimeoutError) as exc:
-            if is_permanent(exc):
-                raise
-            last = exc
-            _log.info(
-                "AMQP connection attempt to {host}:{port} failed: {exc!r}",
-                host=params.host,
-                port=params.port,
-                exc=exc,
-            )
-    assert last is not None
-    raise last
+    running = loop
+
+    def attempt(index: int) -> Deferred[AMQPProtocol]:
+        opening = asyncio.ensure_future(
+            _open_one(parameters[index], running, rpc_timeout), loop=running
+        )
+        return Deferred.fromFuture(opening)
+
+    # pika's order, driven as by every face (try_in_turn); the waits between rounds
+    # on a clock of the loop's own.
+    attempts: Deferred[AMQPProtocol] = Deferred.fromCoroutine(
+        try_in_turn(AsyncioClock(loop), parameters, attempt, _log_failed_attempt)
+    )
+    return await attempts.asFuture(loop)
 
 
 async def _open_one(

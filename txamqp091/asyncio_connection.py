@@ -118,10 +118,10 @@ class AsyncioConnection(CallbackConnection):
         if watchdog is not None:
             watchdog.cancel()
 
-    def _next_attempt(self) -> None:
+    def _start(self) -> None:
         self._started = True
         self._stop_watchdog()
-        super()._next_attempt()
+        super()._start()
 
     def _open_transport(self, params: Parameters, protocol: AMQPProtocol) -> Deferred[Any]:
         tls = tls_context(params) if params.ssl_options is not None else None

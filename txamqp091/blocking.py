@@ -28,7 +28,7 @@ from txamqp091 import spec
 from txamqp091.blocking_loop import SelectorLoop, Timer
 from txamqp091.channel import Channel
 from txamqp091.codec import MethodFrame
-from txamqp091.connect import attempt_plan, is_permanent
+from txamqp091.connect import try_in_turn
 from txamqp091.exceptions import (
     AMQPConnectionError,
     ChannelClosedByBroker,
@@ -155,30 +155,32 @@ class BlockingConnection:
     # -- connecting ------------------------------------------------------------------
 
     def _connect_any(self, candidates: list[Parameters]) -> AMQPProtocol:
-        last: BaseException | None = None
-        for index, delay in attempt_plan(candidates):  # pika's order, as connect()'s
-            if delay:
-                time.sleep(delay)
-            try:
-                return self._connect(candidates[index])
-            except (AMQPConnectionError, OSError, TimeoutError) as e:
-                last = e
-                if is_permanent(e):
-                    raise
-        assert last is not None
-        if isinstance(last, AMQPConnectionError):
-            raise last
-        raise AMQPConnectionError(repr(last)) from last
+        # TLS settings this face cannot use raise TypeError now, before any attempt.
+        tls = [tls_context(p) if p.ssl_options is not None else None for p in candidates]
 
-    def _connect(self, params: Parameters) -> AMQPProtocol:
-        tls = tls_context(params) if params.ssl_options is not None else None
-        protocol = AMQPProtocol(params, self._loop)
-        with self._loop.lock:
-            sock = self._loop.run_until(
-                connect_socket(self._loop, params.host, params.port, params.socket_timeout)
+        def attempt(index: int) -> Deferred[AMQPProtocol]:
+            params = candidates[index]
+            protocol = AMQPProtocol(params, self._loop)
+
+            def connected(sock: Any) -> Deferred[AMQPProtocol]:
+                self._transport = attach(self._loop, sock, params, protocol, tls[index])
+                return protocol.ready
+
+            connecting = connect_socket(
+                self._loop, params.host, params.port, params.socket_timeout
             )
-            self._transport = attach(self._loop, sock, params, protocol, tls)
-            return self._loop.run_until(protocol.ready)
+            return connecting.addCallback(connected)
+
+        # pika's order, driven as by every face (try_in_turn), on this loop's clock.
+        attempts = Deferred.fromCoroutine(try_in_turn(self._loop, candidates, attempt))
+        with self._loop.lock:
+            try:
+                result: AMQPProtocol = self._loop.run_until(attempts)
+            except AMQPConnectionError:
+                raise
+            except Exception as e:
+                raise AMQPConnectionError(repr(e)) from e
+        return result
 
     # -- waiting ---------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ Deferreds to pika's callbacks:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, fail
@@ -30,7 +30,7 @@ from twisted.python.failure import Failure
 from txamqp091 import spec
 from txamqp091.channel import Channel
 from txamqp091.codec import MethodFrame
-from txamqp091.connect import attempt_plan, is_permanent
+from txamqp091.connect import try_in_turn
 from txamqp091.exceptions import (
     AMQPChannelError,
     AMQPConnectionError,
@@ -132,17 +132,13 @@ class CallbackConnection:
             self._close_callbacks.append(on_close_callback)
         self._channels: dict[int, CallbackChannel] = {}
         self._candidates = candidates or [parameters]
-        self._plan: Iterator[tuple[int, float]] = attempt_plan(self._candidates)
         #: The error of each failed attempt, in order.
         self.attempt_errors: list[BaseException] = []
-        self._attempt: Deferred[Any] | None = None
-        #: The protocol of the attempt under way.
-        self._attempting: AMQPProtocol | None = None
-        self._retry: IDelayedCall | None = None
-        self._last_error: BaseException | None = None
+        #: The attempts under way (try_in_turn), cancelled by close().
+        self._attempts: Deferred[AMQPProtocol] | None = None
         self._close_reason: BaseException | None = None
         # The opening starts at the loop's first turn, as in pika.
-        self._retry = self._clock.callLater(0, self._next_attempt)
+        self._start_call: IDelayedCall | None = self._clock.callLater(0, self._start)
 
     # -- what a face provides ------------------------------------------------------
 
@@ -166,52 +162,72 @@ class CallbackConnection:
     def _log_open_error(self, connection: Any, error: BaseException) -> None:
         _log.error("connection to {host} failed: {error!r}", host=self.params.host, error=error)
 
-    def _next_attempt(self) -> None:
-        self._retry = None
+    def _start(self) -> None:
+        """Make the attempts, in pika's order (:func:`~txamqp091.connect.try_in_turn`)."""
+        self._start_call = None
         if self._state is not _OPENING:
             return
-        step = next(self._plan, None)
-        if step is None:
-            error = self._last_error
-            if not isinstance(error, AMQPConnectionError):
-                error = AMQPConnectionError(repr(error))
-            self._open_failed(error)
-            return
-        index, delay = step
-        self.params = self._candidates[index]
-        if delay:
-            self._retry = self._clock.callLater(delay, self._try)
-        else:
-            self._try()
+        self._attempts = Deferred.fromCoroutine(
+            try_in_turn(self._clock, self._candidates, self._attempt, self._attempt_failed)
+        )
+        self._attempts.addCallbacks(self._opened, self._attempts_failed)
 
-    def _try(self) -> None:
-        self._retry = None
-        protocol = self._attempting = AMQPProtocol(self.params, self._clock)
+    def _attempt(self, index: int) -> Deferred[AMQPProtocol]:
+        """One attempt: the face's transport, then the AMQP handshake. Cancelling it
+        (close() while opening) stops the connect, or closes the protocol once it has
+        its transport (the handshake is aborted, the transport dropped)."""
+        self.params = params = self._candidates[index]
+        protocol = AMQPProtocol(params, self._clock)
         try:
-            d = self._open_transport(self.params, protocol)
+            connecting = self._open_transport(params, protocol)
         except Exception as e:  # e.g. TLS settings this face cannot use
-            d = fail(e)
+            connecting = fail(e)
 
-        d.addCallback(lambda _: protocol.ready)
-        self._attempt = d
-        d.addCallbacks(lambda _: self._opened(protocol), self._attempt_failed)
+        cancelled = False
 
-    def _attempt_failed(self, failure: Failure) -> None:
-        self._attempt = self._attempting = None
+        def cancel(_: Deferred[AMQPProtocol]) -> None:
+            # The attempt then fails with CancelledError, which ends try_in_turn;
+            # what the connect or the handshake does next is nobody's business.
+            nonlocal cancelled
+            cancelled = True
+            if protocol.transport is not None:
+                protocol.close()
+            else:
+                connecting.cancel()
+
+        def settle(result: object) -> None:
+            if cancelled:
+                return  # a failure, consumed here
+            if isinstance(result, Failure):
+                attempt.errback(result)
+            else:
+                attempt.callback(protocol)
+
+        attempt: Deferred[AMQPProtocol] = Deferred(cancel)
+        connecting.addCallback(lambda _: protocol.ready).addBoth(settle)
+        return attempt
+
+    def _attempt_failed(self, params: Parameters, error: BaseException) -> None:
+        self.attempt_errors.append(error)
+        _log.info(
+            "AMQP connection attempt to {host}:{port} failed: {error!r}",
+            host=params.host,
+            port=params.port,
+            error=error,
+        )
+
+    def _attempts_failed(self, failure: Failure) -> None:
+        self._attempts = None
         if self._state is not _OPENING:
             return  # aborted by close(): reported there
         error = failure.value
-        assert isinstance(error, BaseException)
-        self._last_error = error
-        self.attempt_errors.append(error)
-        if is_permanent(error):
-            self._open_failed(error)
-        else:
-            self._next_attempt()
+        if not isinstance(error, AMQPConnectionError):
+            error = AMQPConnectionError(repr(error))
+        self._open_failed(error)
 
     def _opened(self, protocol: AMQPProtocol) -> None:
-        self._attempt = self._attempting = None
-        if self._state is not _OPENING:  # pragma: no cover - close() cancels the attempt
+        self._attempts = None
+        if self._state is not _OPENING:  # pragma: no cover - close() cancels the attempts
             protocol.close()
             return
         self._impl = protocol
@@ -314,17 +330,13 @@ class CallbackConnection:
         _check_close_arguments(reply_code, reply_text)
         if self._state is _OPENING:
             self._state = _CLOSING
-            retry, self._retry = self._retry, None
-            if retry is not None and retry.active():
-                retry.cancel()
-            attempt, self._attempt = self._attempt, None
-            protocol, self._attempting = self._attempting, None
-            if attempt is not None:
-                attempt.addErrback(lambda f: None)
-            if protocol is not None and protocol.transport is not None:
-                protocol.close()  # connected: aborts the handshake, drops the transport
-            elif attempt is not None:
-                attempt.cancel()  # still connecting: stops the connect
+            start, self._start_call = self._start_call, None
+            if start is not None and start.active():
+                start.cancel()
+            attempts, self._attempts = self._attempts, None
+            if attempts is not None:
+                attempts.addErrback(lambda f: None)
+                attempts.cancel()  # the retry wait, or the attempt under way
             self._open_failed(
                 ConnectionOpenAborted(f"close() while opening: {reply_code} {reply_text}")
             )

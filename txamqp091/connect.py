@@ -15,8 +15,8 @@ SASL mechanism, a broker that does not speak 0-9-1) end the attempts at once.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 _log = Logger()
+_T = TypeVar("_T")
 
 #: Errors that retrying cannot fix.
 _PERMANENT = (
@@ -271,32 +272,64 @@ def is_permanent(error: BaseException) -> bool:
     return isinstance(error, _PERMANENT)
 
 
+async def try_in_turn(
+    clock: IReactorTime,
+    parameters: Sequence[Parameters],
+    attempt: Callable[[int], Awaitable[_T]],
+    failed: Callable[[Parameters, BaseException], object] | None = None,
+) -> _T:
+    """Make connection attempts in pika's order until one succeeds: the one place
+    that drives :func:`attempt_plan`, for every face.
+
+    :param clock: waits ``retry_delay`` between rounds on it (any ``IReactorTime``:
+        a reactor, the selector loop, an asyncio clock, a test ``Clock``).
+    :param parameters: the parameter sets, in order.
+    :param attempt: ``attempt(index)`` tries ``parameters[index]``; what it returns
+        is awaited (a Deferred, or a coroutine of Deferreds).
+    :param failed: told ``(parameters, error)`` of each failed attempt.
+    :returns: the first attempt's result that succeeds.
+    :raises: at once, an error :func:`is_permanent` says retrying cannot fix;
+        else the last attempt's error.
+    """
+    error: BaseException | None = None
+    for index, delay in attempt_plan(parameters):
+        if delay:
+            await deferLater(clock, delay, lambda: None)
+        try:
+            return await attempt(index)
+        except CancelledError:
+            raise
+        except Exception as exc:
+            if failed is not None:
+                failed(parameters[index], exc)
+            if is_permanent(exc):
+                raise
+            error = exc
+    assert error is not None
+    raise error
+
+
+def _log_failed_attempt(params: Parameters, exc: BaseException) -> None:
+    _log.info(
+        "AMQP connection attempt to {host}:{port} failed: {exc!r}",
+        host=params.host,
+        port=params.port,
+        exc=exc,
+    )
+
+
 async def _connect(
     reactor: Any,
     pairs: list[tuple[IStreamClientEndpoint, Parameters]],
     rpc_timeout: float | None,
 ) -> AMQPProtocol:
-    error: BaseException | None = None
-    for index, delay in attempt_plan([params for _, params in pairs]):
-        if delay:
-            await deferLater(reactor, delay, lambda: None)
+    def attempt(index: int) -> Awaitable[AMQPProtocol]:
         endpoint, params = pairs[index]
-        try:
-            return await _connect_one(reactor, endpoint, params, rpc_timeout)
-        except CancelledError:
-            raise
-        except Exception as exc:
-            if is_permanent(exc):
-                raise
-            error = exc
-            _log.info(
-                "AMQP connection attempt to {host}:{port} failed: {exc!r}",
-                host=params.host,
-                port=params.port,
-                exc=exc,
-            )
-    assert error is not None
-    raise error
+        return _connect_one(reactor, endpoint, params, rpc_timeout)
+
+    return await try_in_turn(
+        reactor, [params for _, params in pairs], attempt, _log_failed_attempt
+    )
 
 
 async def _connect_one(

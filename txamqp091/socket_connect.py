@@ -28,7 +28,6 @@ from txamqp091.tls import _TLSProtocol
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "attach", "connect_socket", "tls_context"]
 
 
-
 def tls_context(params: Parameters) -> tuple[ssl.SSLContext, str]:
     """The standard-library context and server name for *params*' TLS settings.
 
