@@ -325,7 +325,9 @@ class SelectorLoop:
                 transport._readable()
             if mask & _WRITE and not transport.disconnected:
                 transport._writable()
-        self._run_timers()
+        timers = self._timers
+        if timers and timers[0][0] <= time.monotonic():
+            self._run_timers()
         while self._threadsafe:
             self._threadsafe.popleft()()
 

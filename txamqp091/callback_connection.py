@@ -678,18 +678,22 @@ class CallbackChannel:
         impl = self._open_impl()
         if consumer_tag is None:
             consumer_tag = f"ctag{self.channel_number}.{uuid.uuid4().hex}"
-        invoke = self.connection._invoke
+        failed = self.connection._callback_failed
         tag = consumer_tag
+        cancelled = self._cancelled
 
         def delivered(_: Channel, method: Any, properties: Any, body: bytes) -> None:
-            if tag in self._cancelled and not auto_ack:
+            if cancelled and tag in cancelled and not auto_ack:
                 # As pika: a cancelled consumer sees nothing more; what it would have
                 # had goes back to the queue. (An auto-acked message, which the broker
                 # has forgotten, still reaches the callback: pika drops it.)
                 if impl.is_open:
                     impl.basic_reject(method.delivery_tag, True)
                 return
-            invoke(on_message_callback, self, method, properties, body)
+            try:  # _invoke, inlined: this runs once per message
+                on_message_callback(self, method, properties, body)
+            except Exception as e:
+                failed(e)
 
         d = impl.basic_consume(queue, delivered, auto_ack, exclusive, consumer_tag, arguments)
         self._consumer_tags.append(consumer_tag)
