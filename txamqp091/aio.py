@@ -104,6 +104,31 @@ def _candidates(target: Target) -> list[Parameters]:
     return candidates
 
 
+async def _next_message(
+    messages: ConsumerQueue, loop: asyncio.AbstractEventLoop
+) -> ReceivedMessage:
+    """The consumer's next message, awaited without asFuture's extra loop turn; a
+    cancelled wait gives up its place in the queue (no message is taken)."""
+    waiting = messages.get()
+    future: asyncio.Future[ReceivedMessage] = loop.create_future()
+
+    def got(message: ReceivedMessage) -> None:
+        if not future.done():
+            future.set_result(message)
+
+    def ended(failure: Failure) -> None:
+        if not future.done():
+            assert failure.value is not None
+            future.set_exception(failure.value)
+
+    waiting.addCallbacks(got, ended)
+    try:
+        return await future
+    except asyncio.CancelledError:
+        waiting.cancel()  # no effect once a message was handed over
+        raise
+
+
 def _done(loop: asyncio.AbstractEventLoop, result: _R) -> asyncio.Future[_R]:
     future: asyncio.Future[_R] = loop.create_future()
     future.set_result(result)
@@ -291,6 +316,7 @@ class Channel:
         self._core = core
         self._connection = connection
         self._loop = connection.loop
+        self._published: asyncio.Future[None] | None = None
 
     def __repr__(self) -> str:
         return f"<aio.Channel {self._core!r}>"
@@ -406,7 +432,11 @@ class Channel:
         """
         confirmed = self._core.basic_publish(exchange, routing_key, body, properties, mandatory)
         if confirmed is PUBLISHED:
-            return _done(self._loop, None)
+            # One resolved future serves every publish outside confirm mode.
+            published = self._published
+            if published is None:
+                published = self._published = _done(self._loop, None)
+            return published
         # Not asFuture(): cancelling only stops waiting, so no done-callback (which
         # would cost a loop turn per publish) is needed to pass a cancel back.
         future: asyncio.Future[None] = self._loop.create_future()
@@ -648,7 +678,7 @@ class Consumer:
                     ended = True
                     return
                 try:
-                    received = await messages.get().asFuture(self._loop)
+                    received = await _next_message(messages, self._loop)
                 except Exception:
                     ended = True
                     if messages._ended_normally() and not len(messages):

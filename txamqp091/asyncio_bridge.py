@@ -199,6 +199,8 @@ class AsyncioTransport:
         #: burst of publishes instead of one each).
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        #: True while the protocol handles received bytes (see BridgeProtocol).
+        self._receiving = False
         self._producer: IPushProducer | None = None
         self._paused = False
         #: ``True`` once :meth:`abortConnection` was called.
@@ -222,6 +224,11 @@ class AsyncioTransport:
             return
         if len(data) >= _COALESCE_LIMIT:
             self._transport.write(data)
+            return
+        if self._receiving:
+            # Inside data_received: flushed when it returns, no loop turn needed.
+            self._pending.append(data)
+            self._pending_bytes = len(data)
             return
         try:
             loop = asyncio.get_running_loop()
@@ -321,8 +328,19 @@ class BridgeProtocol(asyncio.Protocol):
         self.protocol.makeConnection(self.transport)
 
     def data_received(self, data: bytes) -> None:
-        """Hand received bytes to the Twisted protocol."""
-        self.protocol.dataReceived(data)
+        """Hand received bytes to the Twisted protocol; what it writes meanwhile (an
+        ack, the next request) goes out in one piece when it returns."""
+        transport = self.transport
+        if transport is None:  # pragma: no cover - asyncio calls connection_made first
+            self.protocol.dataReceived(data)
+            return
+        transport._receiving = True
+        try:
+            self.protocol.dataReceived(data)
+        finally:
+            transport._receiving = False
+            if transport._pending:
+                transport._flush()
 
     def eof_received(self) -> bool:
         """The peer closed its side: close ours too (``connection_lost`` follows)."""

@@ -277,6 +277,21 @@ class TransportTests(unittest.IsolatedAsyncioTestCase):
         self.transport.abortConnection()
         self.assertEqual(self.transport.pending, 0)
 
+    async def test_writes_while_receiving_go_when_it_returns(self) -> None:
+        """What the protocol writes while handling received bytes (an ack, the next
+        request) is handed to asyncio as soon as data_received returns, in one piece,
+        without waiting for the end of the loop turn."""
+        transport = self.transport
+
+        def answer(data: bytes) -> None:
+            transport.write(b"ack:")
+            transport.write(data)
+
+        self.protocol.dataReceived = answer  # type: ignore[method-assign]
+        self.bridge.data_received(b"ping")
+        self.assertEqual(transport.pending, 0)
+        self.assertEqual(await self.read_peer(8), b"ack:ping")
+
     async def test_data_received(self) -> None:
         """Bytes the peer sends reach ``dataReceived``."""
         await self.loop.sock_sendall(self.peer, b"hello")
