@@ -43,9 +43,6 @@ from txamqp091.parameters import ConnectionParameters, Parameters
 from txamqp091.protocol import AMQPProtocol
 from txamqp091.socket_connect import attach, connect_socket, tls_context
 
-#: The former name of :func:`txamqp091.socket_connect.tls_context`.
-_tls_context = tls_context
-
 __all__ = ["BlockingChannel", "BlockingConnection"]
 
 _log = Logger(namespace="txamqp091.blocking")
