@@ -422,7 +422,7 @@ async def _open_one(
 ) -> AMQPProtocol:
     """One attempt: TCP (and TLS) bounded by ``socket_timeout``, then the handshake
     (bounded by the core's ``stack_timeout``)."""
-    tls = _tls_settings(params)
+    tls = tls_context(params)
     clock = AsyncioClock(loop)
     core = AMQPProtocol(params, clock, rpc_timeout=rpc_timeout)
     await connect_transport(params, loop, BridgeProtocol(core, clock), tls)
@@ -472,14 +472,6 @@ async def connect_transport(
         raise ConnectionRefused(f"{where}: {exc}") from exc
     _set_tcp_options(transport, params.tcp_options)
     return transport
-
-
-def _tls_settings(params: Parameters) -> tuple[ssl.SSLContext, str] | None:
-    """The :class:`ssl.SSLContext` and server name for *params*, or ``None`` for TCP.
-
-    :raises TypeError: for TLS settings given as a Twisted connection creator.
-    """
-    return None if params.ssl_options is None else tls_context(params)
 
 
 def _set_tcp_options(transport: asyncio.BaseTransport, options: dict[str, int] | None) -> None:

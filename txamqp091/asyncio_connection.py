@@ -31,7 +31,7 @@ from txamqp091.asyncio_bridge import AsyncioClock, BridgeProtocol, connect_trans
 from txamqp091.callback_connection import CallbackConnection
 from txamqp091.parameters import Parameters
 from txamqp091.protocol import AMQPProtocol
-from txamqp091.socket_connect import DEFAULT_CONNECT_TIMEOUT, tls_context
+from txamqp091.socket_connect import DEFAULT_CONNECT_TIMEOUT
 
 __all__ = ["AsyncioConnection", "TornadoConnection"]
 
@@ -78,12 +78,9 @@ class AsyncioConnection(CallbackConnection):
         if loop.is_closed():
             raise RuntimeError("the asyncio event loop is closed")
         self._loop = loop
-        self._asyncio_clock = self._clock = AsyncioClock(loop)
+        self._clock = AsyncioClock(loop)
         self._bridge: BridgeProtocol | None = None
         self._started = False
-        for params in candidates or ([parameters] if parameters is not None else []):
-            if params.ssl_options is not None:
-                tls_context(params)  # a setting this face cannot use raises now
         super().__init__(
             parameters,
             on_open_callback,
@@ -124,9 +121,9 @@ class AsyncioConnection(CallbackConnection):
         super()._start()
 
     def _open_transport(self, params: Parameters, protocol: AMQPProtocol) -> Deferred[Any]:
-        tls = tls_context(params) if params.ssl_options is not None else None
-        # The clock is the connection's, for every attempt: its timers are cancelled
-        # when the connection ends (_ended), not when one attempt's socket closes.
+        tls = self._tls_of(params)
+        # Not given the clock: it is the connection's, shared by every attempt, and
+        # each core cancels its own timers as it ends.
         bridge = self._bridge = BridgeProtocol(protocol, None)
         future = asyncio.ensure_future(
             connect_transport(params, self._loop, bridge, tls), loop=self._loop

@@ -153,7 +153,7 @@ class BlockingConnection:
 
     def _connect_any(self, candidates: list[Parameters]) -> AMQPProtocol:
         # TLS settings this face cannot use raise TypeError now, before any attempt.
-        tls = [tls_context(p) if p.ssl_options is not None else None for p in candidates]
+        tls = [tls_context(p) for p in candidates]
 
         def attempt(index: int) -> Deferred[AMQPProtocol]:
             params = candidates[index]

@@ -18,6 +18,7 @@ Deferreds to pika's callbacks:
 
 from __future__ import annotations
 
+import ssl
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -48,6 +49,7 @@ from txamqp091.exchange_type import ExchangeType
 from txamqp091.message import PUBLISHED, ReceivedMessage
 from txamqp091.parameters import ConnectionParameters, Parameters
 from txamqp091.protocol import AMQPProtocol
+from txamqp091.socket_connect import tls_context
 
 __all__ = ["CallbackChannel", "CallbackConnection", "ConnectionWorkflow"]
 
@@ -132,19 +134,29 @@ class CallbackConnection:
             self._close_callbacks.append(on_close_callback)
         self._channels: dict[int, CallbackChannel] = {}
         self._candidates = candidates or [parameters]
+        # The TLS settings of each candidate, made once; one no callback face can use
+        # (a Twisted connection creator) raises TypeError now.
+        self._tls = [tls_context(p) for p in self._candidates]
         #: The error of each failed attempt, in order.
         self.attempt_errors: list[BaseException] = []
         #: The attempts under way (try_in_turn), cancelled by close().
         self._attempts: Deferred[AMQPProtocol] | None = None
-        self._close_reason: BaseException | None = None
         # The opening starts at the loop's first turn, as in pika.
         self._start_call: IDelayedCall | None = self._clock.callLater(0, self._start)
 
     # -- what a face provides ------------------------------------------------------
 
     def _open_transport(self, params: Parameters, protocol: AMQPProtocol) -> Deferred[Any]:
-        """Connect and start *protocol* (``makeConnection``); a face's job."""
+        """Connect and start *protocol* (``makeConnection``); a face's job, with the
+        TLS settings of :meth:`_tls_of`."""
         raise NotImplementedError  # pragma: no cover - every face overrides it
+
+    def _tls_of(self, params: Parameters) -> tuple[ssl.SSLContext, str] | None:
+        """The TLS context and server name for one of the candidates (``None``: TCP)."""
+        for candidate, tls in zip(self._candidates, self._tls, strict=True):
+            if candidate is params:
+                return tls
+        return tls_context(params)
 
     def _callback_failed(self, error: BaseException) -> None:
         """An application callback raised *error*: the face reports it."""
@@ -244,7 +256,6 @@ class CallbackConnection:
 
     def _open_failed(self, error: BaseException) -> None:
         self._state = _CLOSED
-        self._close_reason = error
         for callback in list(self._open_error_callbacks):
             self._invoke(callback, self, error)
         self._ended()
@@ -256,7 +267,6 @@ class CallbackConnection:
 
     def _on_impl_closed(self, protocol: AMQPProtocol, reason: Exception) -> None:
         self._state = _CLOSED
-        self._close_reason = reason
         for callback in list(self._close_callbacks):
             self._invoke(callback, self, reason)
         self._ended()

@@ -8,7 +8,6 @@ non-blocking TCP connect (:mod:`txamqp091.socket_connect`). Nothing here speaks 
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ from txamqp091.blocking_loop import SelectorLoop, SocketTransport, Timer
 from txamqp091.callback_connection import CallbackConnection
 from txamqp091.parameters import Parameters
 from txamqp091.protocol import AMQPProtocol
-from txamqp091.socket_connect import attach, connect_socket, tls_context
+from txamqp091.socket_connect import attach, connect_socket
 
 __all__ = ["IOLoop", "SelectConnection"]
 
@@ -124,9 +123,6 @@ class SelectConnection(CallbackConnection):
         self.ioloop = custom_ioloop or IOLoop()
         self._clock = self.ioloop._loop
         self._transport: SocketTransport | None = None
-        for params in candidates or ([parameters] if parameters is not None else []):
-            if params.ssl_options is not None:
-                tls_context(params)  # a setting this face cannot use raises now
         super().__init__(
             parameters,
             on_open_callback,
@@ -136,9 +132,7 @@ class SelectConnection(CallbackConnection):
         )
 
     def _open_transport(self, params: Parameters, protocol: AMQPProtocol) -> Deferred[Any]:
-        tls: tuple[ssl.SSLContext, str] | None = None
-        if params.ssl_options is not None:
-            tls = tls_context(params)
+        tls = self._tls_of(params)
         loop = self.ioloop._loop
 
         def connected(sock: Any) -> None:

@@ -28,14 +28,18 @@ from txamqp091.tls import _TLSProtocol
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "attach", "connect_socket", "tls_context"]
 
 
-def tls_context(params: Parameters) -> tuple[ssl.SSLContext, str]:
-    """The standard-library context and server name for *params*' TLS settings.
+def tls_context(params: Parameters) -> tuple[ssl.SSLContext, str] | None:
+    """The standard-library context and server name for *params*' TLS settings, or
+    ``None`` for plain TCP.
 
     An ``amqps://`` URL without TLS options gets the platform's defaults: its CAs and
     a host name check. A Twisted connection creator is for the Twisted face only.
+
+    :raises TypeError: for a Twisted connection creator.
     """
     options = params.ssl_options
-    assert options is not None
+    if options is None:
+        return None
     hostname = options.server_hostname or params.host
     if options.ssl_context is not None:
         return options.ssl_context, hostname
