@@ -856,6 +856,9 @@ class ResourceTests(BlockingTestCase):
         def keepers() -> int:
             return sum(t.name == "txamqp091-heartbeat" for t in threading.enumerate())
 
+        # Objects left by earlier tests may hold sockets until collected: collect
+        # them first, so that only this test's connections can change the count.
+        gc.collect()
         before = open_fds()
         for _ in range(3):
             name = unique_name("txamqp091-blocking-leak")
@@ -874,7 +877,9 @@ class ResourceTests(BlockingTestCase):
             del conn, ch
         gc.collect()
         self.assertEqual(keepers(), 0)
-        self.assertEqual(open_fds(), before)
+        # Each connection held at least a socket, a selector and a wake-up pair:
+        # a leak of any of them shows as a count above the one before.
+        self.assertLessEqual(open_fds(), before)
 
 
 class AttemptPlanTests(unittest.TestCase):
