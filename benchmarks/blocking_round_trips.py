@@ -49,7 +49,8 @@ def cpu() -> tuple[float, float]:
 def socket_runner(url: str, rpc_queue: str | None, encode: bool) -> Runner:
     """The ``bare`` (``encode=False``) or ``codec`` contender, on a connection of its own
     (opened by txamqp091's Blocking face, then driven by hand)."""
-    connection = txamqp091.BlockingConnection(txamqp091.URLParameters(url))
+    # No heartbeats: the keeper thread would otherwise read this socket behind our back.
+    connection = txamqp091.BlockingConnection(txamqp091.URLParameters(url + "?heartbeat=0"))
     channel = connection.channel()
     number = channel.channel_number
     sock = connection._transport.getHandle()
