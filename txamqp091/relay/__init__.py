@@ -9,7 +9,23 @@
 points twistd here.
 """
 
-from txamqp091.relay.options import Options
-from txamqp091.relay.service import RelayService, makeService
+from __future__ import annotations
 
-__all__ = ["Options", "RelayService", "makeService"]
+from typing import Any
+
+from twisted.application.service import IService
+
+from txamqp091.relay.options import Options
+
+__all__ = ["Options", "makeService"]
+
+
+def makeService(options: Options) -> IService:
+    """twistd's entry point: the :class:`~txamqp091.relay.service.RelayService`
+    described by parsed :class:`~txamqp091.relay.options.Options`."""
+    # Imported here: the options (and so ``twistd amqp-relay --help``) work without
+    # prometheus_client, whose absence they report as a usage error.
+    from txamqp091.relay.service import RelayService
+
+    reactor: Any = None
+    return RelayService(options.relay, reactor)

@@ -9,12 +9,17 @@ and builds the link's settings, so the two sources cannot disagree on what is va
 from __future__ import annotations
 
 import re
-import tomllib
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from txamqp091.parameters import URLParameters
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (the relay extra installs tomli there)
+    import tomli as tomllib
 
 __all__ = [
     "ACK_MODES",
@@ -56,7 +61,9 @@ LINK_KEYS: dict[str, str] = {
     "prefetch": f"unacknowledged source deliveries at most (default {DEFAULT_PREFETCH})",
     "ack-mode": "when to ack the source: on-confirm (default), on-publish or no-ack",
     "on-reject": "a destination nack or return: requeue (default), drop or dead-letter",
-    "add-forward-headers": "append a hop (link, source queue, destination exchange, time) to x-relayed-by",
+    "add-forward-headers": (
+        "append a hop (link, source queue, destination exchange, time) to x-relayed-by"
+    ),
     "stall-timeout": (
         "seconds with messages waiting at the source and none moving before the link "
         f"is restarted (default {DEFAULT_STALL_TIMEOUT:g}; 0 turns the watchdog off)"
@@ -174,16 +181,24 @@ def link_config(name: str, settings: Mapping[str, Any]) -> LinkConfig:
             None if routing_key is None else _str(routing_key, "dest-routing-key", where)
         ),
         prefetch=_number(
-            settings.get("prefetch", DEFAULT_PREFETCH), "prefetch", where,
-            integer=True, low=1, high=65535,
+            settings.get("prefetch", DEFAULT_PREFETCH),
+            "prefetch",
+            where,
+            integer=True,
+            low=1,
+            high=65535,
         ),
         ack_mode=ack_mode,
         on_reject=on_reject,
         add_forward_headers=forward,
         stall_timeout=float(
             _number(
-                settings.get("stall-timeout", DEFAULT_STALL_TIMEOUT), "stall-timeout", where,
-                integer=False, low=0, high=86400,
+                settings.get("stall-timeout", DEFAULT_STALL_TIMEOUT),
+                "stall-timeout",
+                where,
+                integer=False,
+                low=0,
+                high=86400,
             )
         ),
     )
@@ -231,5 +246,7 @@ def load_config(path: str) -> tuple[list[LinkConfig], dict[str, Any]]:
     if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
         raise ConfigError(f"{path}: links must be tables, [links.NAME]")
     links = [link_config(name, table) for name, table in tables.items()]
-    wide = {key: document[key] for key in ("http", "shutdown-timeout") if key in document}
+    wide: dict[str, Any] = {
+        key: document[key] for key in ("http", "shutdown-timeout") if key in document
+    }
     return links, wide

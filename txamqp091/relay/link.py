@@ -187,13 +187,13 @@ class RelayLink(Service):
 
     def startService(self) -> None:
         """Connect both sides and start relaying."""
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]
         self._begin(self._start_sides())
 
     def stopService(self) -> Deferred[None]:
         """Stop consuming, wait up to the shutdown timeout for in-flight confirms,
         acknowledge what was confirmed, and close both sides."""
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]
         return ensureDeferred(self._stop())
 
     async def _stop(self) -> None:
@@ -244,8 +244,8 @@ class RelayLink(Service):
         done: Deferred[None] = Deferred()
 
         def finished(result: object) -> None:
-            if isinstance(result, Failure) and not result.check(CancelledError):
-                self._fail(result.value)
+            if isinstance(result, Failure) and not result.check(CancelledError):  # type: ignore[no-untyped-call]
+                self._fail(result.value or Exception("unknown failure"))
             done.callback(None)
 
         task.addBoth(finished)
@@ -376,7 +376,9 @@ class RelayLink(Service):
                 self._side_up(side, True)
             elif isinstance(event, ConsumerCancelledByBroker) and side == "source":
                 self._consumer_tag = None
-                self._fail(ConsumerCancelled(f"the broker cancelled the consumer of {event.queue}"))
+                self._fail(
+                    ConsumerCancelled(f"the broker cancelled the consumer of {event.queue}")
+                )
 
         return heard
 
@@ -405,7 +407,7 @@ class RelayLink(Service):
             return succeed(None)
 
         def failed(failure: Failure) -> None:
-            self._fail(failure.value)
+            self._fail(failure.value or Exception("unknown failure"))
 
         return ensureDeferred(self._sync()).addErrback(failed)
 

@@ -43,7 +43,7 @@ class RelayCollector(Collector):
         for name, help_text in COUNTERS.items():
             family = CounterMetricFamily(f"amqp_relay_{name}", help_text, labels=["link"])
             for link in self._links:
-                family.add_metric([link.name], getattr(link.counters, name))
+                family.add_metric([link.config.name], getattr(link.counters, name))
             yield family
         reconnects = CounterMetricFamily(
             "amqp_relay_reconnects",
@@ -51,18 +51,20 @@ class RelayCollector(Collector):
             labels=["link", "side"],
         )
         in_flight = GaugeMetricFamily(
-            "amqp_relay_in_flight", "Publishes waiting for the destination's confirm", labels=["link"]
+            "amqp_relay_in_flight",
+            "Publishes waiting for the destination's confirm",
+            labels=["link"],
         )
         state = GaugeMetricFamily(
             "amqp_relay_link_state", "1 for the link's present state", labels=["link", "state"]
         )
         for link in self._links:
             for side, count in link.counters.reconnects.items():
-                reconnects.add_metric([link.name, side], count)
-            in_flight.add_metric([link.name], link.in_flight)
+                reconnects.add_metric([link.config.name, side], count)
+            in_flight.add_metric([link.config.name], link.in_flight)
             now = link.state
             for each in STATES:
-                state.add_metric([link.name, each], 1 if each == now else 0)
+                state.add_metric([link.config.name, each], 1 if each == now else 0)
         yield reconnects
         yield in_flight
         yield state

@@ -10,6 +10,7 @@ from txamqp091.relay.config import (
     DEFAULT_HTTP,
     LINK_KEYS,
     ConfigError,
+    LinkConfig,
     RelayConfig,
     link_config,
     load_config,
@@ -59,7 +60,7 @@ class Options(usage.Options):
     relay: RelayConfig
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self["source"] = []
         self["dest"] = []
 
@@ -74,6 +75,12 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         """Check everything; a problem is a usage error."""
         try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            raise usage.UsageError(
+                "amqp-relay needs prometheus_client: pip install 'txamqp091[relay]'"
+            ) from None
+        try:
             self.relay = self._check()
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
@@ -87,7 +94,7 @@ class Options(usage.Options):
                     given[key] = True
             elif value not in (None, []):
                 given[key] = value
-        links = []
+        links: list[LinkConfig] = []
         wide: dict[str, Any] = {}
         if self["config"] is not None:
             links, wide = load_config(self["config"])

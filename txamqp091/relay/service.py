@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application import strports
-from twisted.application.service import IService, MultiService
+from twisted.application.service import MultiService
 from twisted.logger import Logger
 from twisted.web.server import Site
 
@@ -14,7 +14,7 @@ from txamqp091.relay.link import RelayLink
 from txamqp091.relay.metrics import registry_for
 from txamqp091.relay.web import relay_resource
 
-__all__ = ["RelayService", "makeService"]
+__all__ = ["RelayService"]
 
 _log = Logger()
 
@@ -28,7 +28,7 @@ class RelayService(MultiService):
     """
 
     def __init__(self, config: RelayConfig, reactor: Any = None) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 
@@ -39,13 +39,13 @@ class RelayService(MultiService):
             link.name: RelayLink(link, reactor, config.shutdown_timeout) for link in config.links
         }
         self.registry = registry_for(list(self.links.values()))
-        site = Site(relay_resource(self.links, self.registry))
+        site = Site(relay_resource(self.links, self.registry))  # type: ignore[no-untyped-call]
         site.noisy = False
         # Added first, so stopped last: health and metrics answer while links drain.
         http = strports.service(config.http, site)
-        http.setServiceParent(self)
+        http.setServiceParent(self)  # type: ignore[no-untyped-call]
         for link in self.links.values():
-            link.setServiceParent(self)
+            link.setServiceParent(self)  # type: ignore[no-untyped-call]
 
     def startService(self) -> None:
         """Start the HTTP API and every link."""
@@ -56,10 +56,4 @@ class RelayService(MultiService):
             http=self.config.http,
             relay_event="start",
         )
-        super().startService()
-
-
-def makeService(options: Any) -> IService:
-    """twistd's entry point: the relay described by parsed
-    :class:`~txamqp091.relay.options.Options`."""
-    return RelayService(options.relay)
+        super().startService()  # type: ignore[no-untyped-call]

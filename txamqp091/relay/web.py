@@ -31,7 +31,7 @@ ACTIONS = ("pause", "resume", "restart")
 
 def _json(request: Request, code: int, body: Mapping[str, Any]) -> bytes:
     request.setResponseCode(code)
-    request.setHeader(b"content-type", b"application/json")
+    request.setHeader(b"content-type", b"application/json")  # type: ignore[no-untyped-call]
     return json.dumps(body, sort_keys=True).encode() + b"\n"
 
 
@@ -39,7 +39,7 @@ class _Health(Resource):
     isLeaf = True
 
     def __init__(self, links: Mapping[str, RelayLink]) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self._links = links
 
     def render_GET(self, request: Request) -> bytes:
@@ -52,11 +52,11 @@ class _Metrics(Resource):
     isLeaf = True
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self._registry = registry
 
     def render_GET(self, request: Request) -> bytes:
-        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())  # type: ignore[no-untyped-call]
         return generate_latest(self._registry)
 
 
@@ -66,16 +66,14 @@ class _Links(Resource):
     isLeaf = True
 
     def __init__(self, links: Mapping[str, RelayLink]) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self._links = links
 
     def render_GET(self, request: Request) -> bytes:
-        return _json(
-            request, 200, {name: link.describe() for name, link in self._links.items()}
-        )
+        return _json(request, 200, {name: link.describe() for name, link in self._links.items()})
 
     def render_POST(self, request: Request) -> bytes | int:
-        path = [segment.decode("utf-8", "replace") for segment in request.postpath]
+        path = [segment.decode("utf-8", "replace") for segment in request.postpath or []]
         if len(path) != 2 or path[0] not in self._links or path[1] not in ACTIONS:
             return _json(
                 request,
@@ -95,8 +93,8 @@ class _Links(Resource):
                 body = _json(request, 500, {"error": str(result.value), "state": link.state})
             else:
                 body = _json(request, 200, {"link": link.name, "state": link.state})
-            request.write(body)
-            request.finish()
+            request.write(body)  # type: ignore[no-untyped-call]
+            request.finish()  # type: ignore[no-untyped-call]
 
         done.addBoth(answer)
         return NOT_DONE_YET
@@ -104,7 +102,7 @@ class _Links(Resource):
 
 def relay_resource(links: Mapping[str, RelayLink], registry: CollectorRegistry) -> Resource:
     """The root resource of the relay's HTTP API."""
-    root = Resource()
+    root = Resource()  # type: ignore[no-untyped-call]
     root.putChild(b"healthz", _Health(links))
     root.putChild(b"metrics", _Metrics(registry))
     root.putChild(b"links", _Links(links))
