@@ -102,6 +102,11 @@ class RelayLink(Service):
     :param shutdown_timeout: how long stopping waits for in-flight confirms.
     :param retry_delays: seconds to wait before restarting a failed link, growing
         along this tuple and staying at its last value.
+    :param make_service: builds each side's service, called as
+        ``make_service(side, targets, **settings)`` with ``side`` ``"source"`` or
+        ``"dest"``, the side's URLs and the service settings the link needs; the
+        default builds an :class:`~txamqp091.service.AMQPClientService` on *reactor*
+        (tests pass one that connects elsewhere).
     """
 
     def __init__(
@@ -110,6 +115,7 @@ class RelayLink(Service):
         reactor: Any,
         shutdown_timeout: float = 30.0,
         retry_delays: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0),
+        make_service: Callable[..., AMQPClientService] | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -119,6 +125,7 @@ class RelayLink(Service):
         self._reactor = reactor
         self._shutdown_timeout = shutdown_timeout
         self._retry_delays = retry_delays
+        self._make_service = make_service or self._default_service
         self._failures = 0
         self._phase = "stopped"
         self._paused = False
@@ -261,12 +268,10 @@ class RelayLink(Service):
         config = self.config
         self._set("starting")
         confirming = config.ack_mode == "on-confirm"
-        source = AMQPClientService(
-            self._reactor, list(config.sources), stop_timeout=self._shutdown_timeout
-        )
-        dest = AMQPClientService(
-            self._reactor,
-            list(config.dests),
+        source = self._make_service("source", config.sources, stop_timeout=self._shutdown_timeout)
+        dest = self._make_service(
+            "dest",
+            config.dests,
             outbox_messages=config.prefetch if confirming else 0,
             outbox_bytes=OUTBOX_BYTES,
         )
@@ -302,6 +307,11 @@ class RelayLink(Service):
             self._watchdog.start(interval, now=False).addErrback(
                 lambda f: _log.failure("relay link {link}: watchdog", f, link=self.name)
             )
+
+    def _default_service(
+        self, side: str, targets: tuple[str, ...], **settings: Any
+    ) -> AMQPClientService:
+        return AMQPClientService(self._reactor, list(targets), **settings)
 
     async def _stop_sides(self) -> None:
         """Stop both services: the source first (it cancels the consumer and waits for
