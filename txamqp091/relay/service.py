@@ -6,6 +6,7 @@ from typing import Any
 
 from twisted.application import strports
 from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 from twisted.logger import Logger
 from twisted.web.server import Site
 
@@ -41,9 +42,8 @@ class RelayService(MultiService):
         self.registry = registry_for(list(self.links.values()))
         site = Site(relay_resource(self.links, self.registry))  # type: ignore[no-untyped-call]
         site.noisy = False
-        # Added first, so stopped last: health and metrics answer while links drain.
-        http = strports.service(config.http, site)
-        http.setServiceParent(self)  # type: ignore[no-untyped-call]
+        self._http = strports.service(config.http, site)
+        self._http.setServiceParent(self)  # type: ignore[no-untyped-call]
         for link in self.links.values():
             link.setServiceParent(self)  # type: ignore[no-untyped-call]
 
@@ -57,3 +57,16 @@ class RelayService(MultiService):
             relay_event="start",
         )
         super().startService()  # type: ignore[no-untyped-call]
+
+    def stopService(self) -> Deferred[None]:
+        """Stop the links (each draining its in-flight confirms), then the HTTP API,
+        which answers until then."""
+        return ensureDeferred(self._stop())
+
+    async def _stop(self) -> None:
+        self.running = False
+        _log.info("amqp-relay stopping", relay_event="stop")
+        await DeferredList(
+            [link.stopService() for link in self.links.values()], consumeErrors=True
+        )
+        await self._http.stopService()  # type: ignore[no-untyped-call]
