@@ -116,6 +116,7 @@ def main() -> None:
         channel.queue_delete(source)
         channel.queue_delete(dest)
         connection.close()
+        print("closed the connection")
     # twistd ends by the signal it received once it has shut down cleanly.
     if relay.returncode not in (0, -signal.SIGTERM) or "Server Shut Down." not in output:
         sys.exit(f"the relay exited with status {relay.returncode}:\n{output}")

@@ -536,3 +536,16 @@ class AioExampleTests(ExampleTestCase):
         result = run_example("aio_consumer.py", "--url", url)
         self.assertEqual(result.returncode, 1, result.stderr)
         self.assertIn("could not connect", result.stderr)
+
+
+class RelayExampleTests(ExampleTestCase):
+    """``twistd amqp-relay`` run as an operator runs it."""
+
+    def test_relay_queues(self) -> None:
+        """The relay moves every message, reports running over HTTP, counts what it
+        acked, and stops gracefully on SIGTERM."""
+        out = self.run_ok("relay_queues.py", "--count", "300")
+        self.assertIn("healthz: running", out)
+        self.assertRegex(out, r"relay-example-out-\w+ holds 300 messages")
+        self.assertIn('amqp_relay_acked_total{link="default"} 300.0', out)
+        self.assertIn("relay stopped", out)
