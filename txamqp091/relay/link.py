@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import CancelledError, Deferred, ensureDeferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, ensureDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -144,6 +144,7 @@ class RelayLink(Service):
         self._watchdog: LoopingCall | None = None
         self._last_progress = 0.0
         self._backlog_since: float | None = None
+        self._draining: set[Deferred[None]] = set()
         #: Messages waiting at the source when the watchdog last looked (or ``None``).
         self.source_depth: int | None = None
 
@@ -178,16 +179,14 @@ class RelayLink(Service):
 
     def describe(self) -> dict[str, Any]:
         """The link's state and counters, as ``/healthz`` shows them."""
-        c = self.counters
         return {
             "state": self.state,
             "source_queue": self.config.source_queue,
             "dest_exchange": self.config.dest_exchange,
             "ack_mode": self.config.ack_mode,
             "in_flight": self.in_flight,
-            "consumed": c.consumed,
-            "confirmed": c.confirmed,
-            "acked": c.acked,
+            "source_depth": self.source_depth,
+            **asdict(self.counters),
         }
 
     # -- service -----------------------------------------------------------------------
@@ -209,6 +208,8 @@ class RelayLink(Service):
         if self._task is not None and not self._task.called:
             self._task.cancel()
         await self._stop_sides()
+        while self._draining:  # sides a cancelled restart was stopping
+            await DeferredList(list(self._draining))
         self._set("stopped")
 
     def pause(self) -> Deferred[None]:
@@ -313,11 +314,16 @@ class RelayLink(Service):
     ) -> AMQPClientService:
         return AMQPClientService(self._reactor, list(targets), **settings)
 
-    async def _stop_sides(self) -> None:
+    def _stop_sides(self) -> Deferred[None]:
         """Stop both services: the source first (it cancels the consumer and waits for
         the handlers, that is the in-flight confirms and their acks), then the
         destination (its outbox, if anything is left in it, fails: those deliveries
-        are not acknowledged and the broker delivers them again)."""
+        are not acknowledged and the broker delivers them again).
+
+        Cancelling the Deferred returned only stops waiting: the services go on
+        stopping (a restart asked during a restart does not leave one running), and
+        :meth:`stopService` waits for every such stop.
+        """
         if self._watchdog is not None and self._watchdog.running:
             self._watchdog.stop()
         self._watchdog = None
@@ -326,7 +332,20 @@ class RelayLink(Service):
         self._source_channel = self._dest_channel = None
         self._consumer_tag = None
         self._source_up = self._dest_up = False
-        for side in (source, dest):
+        stopping = ensureDeferred(self._stop_services(source, dest))
+        self._draining.add(stopping)
+        wait: Deferred[None] = Deferred()
+
+        def stopped(_: object) -> None:
+            self._draining.discard(stopping)
+            if not wait.called:
+                wait.callback(None)
+
+        stopping.addBoth(stopped)
+        return wait
+
+    async def _stop_services(self, *sides: AMQPClientService | None) -> None:
+        for side in sides:
             if side is not None and side.running:
                 try:
                     await side.stopService()
@@ -354,6 +373,7 @@ class RelayLink(Service):
         self._set("failed")
         self._cancel_timers()
         self._retry = self._reactor.callLater(delay, self._retry_now)
+        self._sync_consumer()  # stop consuming until the restart
 
     def _retry_now(self) -> None:
         self._retry = None
@@ -397,8 +417,8 @@ class RelayLink(Service):
             self._source_up = up
         else:
             self._dest_up = up
-            self._sync_consumer()
         self._set()
+        self._sync_consumer()
 
     def _channel_closed(self, channel: RecoveringChannel, reason: Exception) -> None:
         if channel is self._source_channel or channel is self._dest_channel:
@@ -433,7 +453,12 @@ class RelayLink(Service):
                     and not self._paused
                     and channel is not None
                 )
-                if want and self._consumer_tag is None and channel is not None:
+                if (
+                    want
+                    and self._consumer_tag is None
+                    and self._source_up  # else: when the source is back
+                    and channel is not None
+                ):
                     self._consumer_tag = await channel.basic_consume(
                         self.config.source_queue,
                         self._on_message,
