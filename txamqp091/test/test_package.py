@@ -58,3 +58,24 @@ class LayoutTests(SynchronousTestCase):
     def test_typed_marker_shipped(self) -> None:
         """``py.typed`` marks the package as typed."""
         self.assertTrue((ROOT / "txamqp091" / "py.typed").is_file())
+
+    def test_wheel_ships_the_relay_plugin(self) -> None:
+        """A built wheel puts the amqp-relay plugin into ``twisted/plugins/`` (where an
+        installed twistd finds it) and nothing else of Twisted's."""
+        import subprocess
+        import sys
+        import tempfile
+        import zipfile
+
+        with tempfile.TemporaryDirectory() as out:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                 "--quiet", "--wheel-dir", out, str(ROOT)],
+                check=True,
+                capture_output=True,
+            )  # fmt: skip
+            (wheel,) = Path(out).glob("txamqp091-*.whl")
+            names = zipfile.ZipFile(wheel).namelist()
+        twisted = [name for name in names if name.startswith("twisted/")]
+        self.assertEqual(twisted, ["twisted/plugins/txamqp091_relay.py"])
+        self.assertIn("txamqp091/relay/link.py", names)
