@@ -67,10 +67,21 @@ class LayoutTests(SynchronousTestCase):
         import tempfile
         import zipfile
 
+        import shutil
+
         with tempfile.TemporaryDirectory() as out:
+            # Built from a copy: pip builds in the source tree, which must stay clean.
+            source = Path(out) / "src"
+            shutil.copytree(
+                ROOT,
+                source,
+                ignore=shutil.ignore_patterns(
+                    ".git", "build", "dist", "*.egg-info", "*_cache", "__pycache__", "_trial_temp*"
+                ),
+            )
             subprocess.run(
                 [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                 "--quiet", "--wheel-dir", out, str(ROOT)],
+                 "--quiet", "--wheel-dir", out, str(source)],
                 check=True,
                 capture_output=True,
             )  # fmt: skip
