@@ -16,7 +16,6 @@ more: the broker delivers them again, so the destination may see a message twice
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from twisted.python.failure import Failure
 
 from txamqp091 import spec
 from txamqp091.exceptions import (
+    AMQPConnectionError,
     AMQPError,
     ConsumerCancelled,
     NackError,
@@ -259,15 +259,16 @@ class RelayLink(Service):
         task.addBoth(finished)
         return done
 
-    async def _restart(self) -> None:
+    async def _restart(self, phase: str = "starting") -> None:
+        """Stop both sides and start them again, reporting *phase* until running."""
         self._cancel_timers()
-        self._set("starting")
+        self._set(phase)
         await self._stop_sides()
-        await self._start_sides()
+        await self._start_sides(phase)
 
-    async def _start_sides(self) -> None:
+    async def _start_sides(self, phase: str = "starting") -> None:
         config = self.config
-        self._set("starting")
+        self._set(phase)
         confirming = config.ack_mode == "on-confirm"
         source = self._make_service("source", config.sources, stop_timeout=self._shutdown_timeout)
         dest = self._make_service(
@@ -361,6 +362,8 @@ class RelayLink(Service):
         """Something the services do not recover from: restart the link later."""
         if not self.running or self._phase in ("stopping", "stopped"):
             return
+        if self._phase == "failed" and self._retry is not None and self._retry.active():
+            return  # one failure seen twice (a refused consume also closes the channel)
         delay = self._retry_delays[min(self._failures, len(self._retry_delays) - 1)]
         self._failures += 1
         _log.error(
@@ -459,15 +462,25 @@ class RelayLink(Service):
                     and self._source_up  # else: when the source is back
                     and channel is not None
                 ):
-                    self._consumer_tag = await channel.basic_consume(
-                        self.config.source_queue,
-                        self._on_message,
-                        auto_ack=self.config.ack_mode == "no-ack",
-                    )
+                    try:
+                        self._consumer_tag = await channel.basic_consume(
+                            self.config.source_queue,
+                            self._on_message,
+                            auto_ack=self.config.ack_mode == "no-ack",
+                        )
+                    except AMQPConnectionError:
+                        pass  # the source went away: its RecoverySucceeded syncs again
                 elif not want and self._consumer_tag is not None and channel is not None:
                     tag, self._consumer_tag = self._consumer_tag, None
                     if not channel.is_closed:
-                        await channel.basic_cancel(tag)
+                        try:
+                            await channel.basic_cancel(tag)
+                        except AMQPConnectionError:
+                            # The source went away before the CancelOk: forget the
+                            # consumer (nothing is sent while the channel recovers),
+                            # or the recovery would start it again.
+                            if not channel.is_closed:
+                                channel.basic_cancel(tag)
                 if not self._resync:
                     break
         finally:
@@ -497,7 +510,7 @@ class RelayLink(Service):
                     "link": self.name,
                     "source-queue": config.source_queue,
                     "dest-exchange": config.dest_exchange,
-                    "relayed-at": int(time.time()),
+                    "relayed-at": int(self._reactor.seconds()),
                 }
             )
             headers[FORWARD_HEADER] = hops
@@ -613,9 +626,8 @@ class RelayLink(Service):
             seconds=round(now - self._backlog_since, 1),
             relay_event="stalled",
         )
-        self._set("stalled")
         self.counters.restarts += 1
-        self._begin(self._restart())
+        self._begin(self._restart("stalled"))  # "stalled" until running again
 
     async def _source_depth(self, source: AMQPClientService) -> int | None:
         """The source queue's ready messages, asked on a channel of its own."""
