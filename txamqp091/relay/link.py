@@ -42,6 +42,7 @@ from txamqp091.recovery import (
     RecoveryEvent,
     RecoverySucceeded,
 )
+from txamqp091.relay.acks import AckWindow
 from txamqp091.relay.config import LinkConfig
 from txamqp091.service import AMQPClientService
 
@@ -137,6 +138,8 @@ class RelayLink(Service):
         self._source_channel: RecoveringChannel | None = None
         self._dest_channel: RecoveringChannel | None = None
         self._consumer_tag: str | None = None
+        #: The source deliveries awaiting their confirm (on-confirm mode).
+        self._acks: AckWindow | None = None
         self._syncing = False
         self._resync = False
         self._task: Deferred[None] | None = None
@@ -398,6 +401,8 @@ class RelayLink(Service):
                     relay_event="connection-lost",
                 )
                 self._side_up(side, False)
+                if side == "source" and self._acks is not None:
+                    self._acks.forget()
             elif isinstance(event, RecoverySucceeded):
                 self.counters.reconnects[side] += 1
                 _log.info(
@@ -543,15 +548,21 @@ class RelayLink(Service):
             self._ack(channel, tag)
             return None
         self.in_flight += 1
-        return published.addBoth(self._confirmed, channel, tag)
+        window = self._acks
+        if window is None or window.channel is not channel:
+            window = self._acks = AckWindow(channel, self.counters)
+        window.add(tag)
+        return published.addBoth(self._confirmed, window, tag)
 
-    def _confirmed(self, result: object, channel: RecoveringChannel, tag: int) -> None:
+    def _confirmed(self, result: object, window: AckWindow, tag: int) -> None:
         self.in_flight -= 1
         counters = self.counters
         if not isinstance(result, Failure):
             counters.confirmed += 1
-            self._ack(channel, tag)
+            self._last_progress = self._reactor.seconds()
+            window.confirmed(tag)
             return
+        channel = window.channel
         error = result.value
         if isinstance(error, UnroutableError):
             counters.returned += 1
@@ -563,6 +574,9 @@ class RelayLink(Service):
             # Not confirmed: the destination went away and the outbox could not keep
             # it, or the link is stopping. The source delivers it again.
             self._settle(channel, tag, "requeue")
+        # Only now: a multiple ack of the newer ones sent before the nack would
+        # acknowledge this one too.
+        window.settled(tag)
 
     def _returned(self, *_: object) -> None:
         if self.config.ack_mode != "on-confirm":

@@ -257,14 +257,41 @@ class OnConfirmTests(LinkTestCase):
         self.assertEqual(link.in_flight, 2)
         self.assertCounters(link, consumed=2, published=2)
         dest.send_method(1, spec.Basic.Ack(2, False))  # the second publish first
-        ack = source.expect(spec.Basic.Ack, 1)
-        self.assertEqual((ack.delivery_tag, ack.multiple), (2, False))
-        source.expect_nothing()
+        source.expect_nothing()  # the first still waits: acks go in delivery order
+        self.assertCounters(link, consumed=2, published=2, confirmed=1)
         dest.send_method(1, spec.Basic.Ack(1, False))
-        ack = source.expect(spec.Basic.Ack, 1)
-        self.assertEqual((ack.delivery_tag, ack.multiple), (1, False))
+        ack = source.expect(spec.Basic.Ack, 1)  # both at once
+        self.assertEqual((ack.delivery_tag, ack.multiple), (2, True))
+        source.expect_nothing()
         self.assertEqual(link.in_flight, 0)
         self.assertCounters(link, consumed=2, published=2, confirmed=2, acked=2)
+        self.stop(link, consume)
+
+    def test_acks_in_delivery_order_one_frame_per_run(self) -> None:
+        """Confirmed deliveries are acknowledged oldest first, each run of settled ones
+        with one Basic.Ack (multiple, up to the newest confirmed); a rejected one in
+        the middle gets its own Basic.Nack and no longer holds the newer ones back."""
+        link = self.link()
+        consume = self.start(link)
+        source, dest = self.source(), self.dest()
+        for tag in (1, 2, 3, 4):
+            self.deliver(source, consume, tag, f"m{tag}".encode())
+            self.published(dest, f"m{tag}".encode())
+        dest.send_method(1, spec.Basic.Ack(1, False))
+        ack = source.expect(spec.Basic.Ack, 1)
+        self.assertEqual((ack.delivery_tag, ack.multiple), (1, True))
+        dest.send_method(1, spec.Basic.Ack(4, False))
+        dest.send_method(1, spec.Basic.Ack(3, False))
+        source.expect_nothing()  # 2 is not settled yet
+        dest.send_method(1, spec.Basic.Nack(2, False, False))
+        nack = source.expect(spec.Basic.Nack, 1)
+        self.assertEqual((nack.delivery_tag, nack.requeue), (2, True))
+        ack = source.expect(spec.Basic.Ack, 1)  # 3 and 4 together
+        self.assertEqual((ack.delivery_tag, ack.multiple), (4, True))
+        source.expect_nothing()
+        self.assertCounters(
+            link, consumed=4, published=4, confirmed=3, acked=3, nacked=1, requeued=1
+        )
         self.stop(link, consume)
 
     def test_dest_routing_key_replaces_the_messages_own(self) -> None:
@@ -346,7 +373,7 @@ class OnConfirmTests(LinkTestCase):
             given_back: Any = source.expect(settle, 1)
             self.assertEqual((given_back.delivery_tag, given_back.requeue), (1, requeue))
             ack = source.expect(spec.Basic.Ack, 1)
-            self.assertEqual((ack.delivery_tag, ack.multiple), (2, False))
+            self.assertEqual((ack.delivery_tag, ack.multiple), (2, True))
             source.expect_nothing()
             self.assertCounters(
                 link,
