@@ -162,7 +162,11 @@ class RelayLink(Service):
             return "source-down"
         if not self._dest_up:
             return "dest-down"
-        return "paused" if self._paused else "running"
+        if self._paused:
+            return "paused"
+        # Running once the broker accepted the consumer (a missing source queue is
+        # not healthy for a moment before failing).
+        return "running" if self._consumer_tag is not None else "starting"
 
     def _set(self, phase: str | None = None, **why: Any) -> None:
         """Change the phase (if given) and log the reported state if it changed."""
@@ -486,6 +490,7 @@ class RelayLink(Service):
                             # or the recovery would start it again.
                             if not channel.is_closed:
                                 channel.basic_cancel(tag)
+                self._set()  # "running" once the consumer is on
                 if not self._resync:
                     break
         finally:

@@ -545,8 +545,9 @@ class ConnectionLossTests(LinkTestCase):
         self.published(dest, b"one")
         self.published(dest, b"two")
         self.assertEqual(len(outbox), 0)
-        self.assertEqual(link.state, "running")
+        self.assertEqual(link.state, "starting")  # the consumer is not on yet
         resumed = self.consumed(source)
+        self.assertEqual(link.state, "running")
         source.expect_nothing()  # no ack before the confirms
         self.assertNotEqual(resumed.consumer_tag, consume.consumer_tag)
         dest.send_method(1, spec.Basic.Ack(2, True))
@@ -561,7 +562,7 @@ class ConnectionLossTests(LinkTestCase):
             acked=2,
             reconnects={"source": 0, "dest": 1},
         )
-        self.assertEqual(self.states, ["starting", "running", "dest-down", "running"])
+        self.assertEqual(self.states, ["starting", "running", "dest-down", "starting", "running"])
         self.stop(link, resumed)
 
     def test_source_lost_confirm_for_old_delivery_not_acked(self) -> None:
@@ -622,16 +623,13 @@ class ConnectionLossTests(LinkTestCase):
         """Both sides lost, the destination first: the link waits (no failure, no
         restart) and consumes again, with one consumer, once both are back.
 
-        FAILS because of a bug in txamqp091/relay/link.py (_sync): losing the
-        destination makes the link send Basic.Cancel on the source; the source
-        connection lost before the CancelOk fails that cancel with StreamLostError,
-        which _sync_consumer's errback turns into _fail: the link goes "failed" and
-        restarts 3 s later instead of waiting for the services' recovery."""
+        Losing the destination makes the link send Basic.Cancel on the source; the
+        source connection lost before the CancelOk fails that cancel, which must not
+        fail the link (it once did: "failed", and a restart 3 s later)."""
         link = self.link()
         self.start(link)
         self.dest().lose()
         self.source().lose()
-        # BUG (link.py _sync/_sync_consumer): fails here, the state is "failed".
         self.assertIn(link.state, ("source-down", "dest-down"))
         self.clock.advance(1.0)
         dest = self.dest()
@@ -675,12 +673,13 @@ class PauseTests(LinkTestCase):
         self.assertEqual(link.state, "paused")
         source.expect_nothing()
         resumed = link.resume()
-        self.assertEqual(link.state, "running")
+        self.assertEqual(link.state, "starting")  # until the broker's ConsumeOk
         self.assertNoResult(resumed)
         again = self.consumed(source)
+        self.assertEqual(link.state, "running")
         self.successResultOf(resumed)
         self.assertCounters(link, consumed=1, published=1, confirmed=1, acked=1)
-        self.assertEqual(self.states, ["starting", "running", "paused", "running"])
+        self.assertEqual(self.states, ["starting", "running", "paused", "starting", "running"])
         self.stop(link, again)
 
     def test_paused_link_stays_paused_across_restart(self) -> None:
@@ -819,18 +818,14 @@ class FailureTests(LinkTestCase):
     retry_delays (3 s, then 7 s)."""
 
     def test_refused_consumer_fails_and_restarts_per_retry_delays(self) -> None:
-        """A source consumer refused (Channel.Close 404) fails the link; it restarts
-        after retry_delays[0] (3 s): both sides closed and connected again.
-
-        FAILS because of a bug in txamqp091/relay/link.py: one failure calls _fail
-        twice (the Basic.Consume errback through _sync_consumer, then the channel's
-        close callback _channel_closed), so the restart is scheduled after
-        retry_delays[1] (7 s) instead of retry_delays[0] (3 s)."""
+        """A source consumer refused (Channel.Close 404) fails the link, which was
+        never reported running; it restarts after retry_delays[0] (3 s), once (the
+        consume's failure and the channel's close are one failure): both sides closed
+        and connected again."""
         link = self.link()
         link.startService()
         self.refuse_consume(link)
-        self.assertEqual(self.states, ["starting", "running", "failed"])
-        # BUG (link.py _fail called twice): fails here, the restart is due at 7.0.
+        self.assertEqual(self.states, ["starting", "failed"])
         self.assertEqual([call.getTime() for call in self.clock.getDelayedCalls()], [3.0])
         self.clock.advance(2.9)
         self.assertEqual(link.counters.restarts, 0)
@@ -847,9 +842,8 @@ class FailureTests(LinkTestCase):
 
     def test_failures_back_off_along_retry_delays(self) -> None:
         """Failed starts wait 3 s, then 7 s, then 7 s; a start that succeeds resets the
-        backoff: the next failure waits 3 s again.
-
-        FAILS because of the double _fail bug (see the test above): [7, 7, 7, 3]."""
+        backoff: the next failure waits 3 s again (one failure seen twice, a refused
+        consume closing the channel, counts once)."""
         link = self.link()
         link.startService()
         self.refuse_consume(link)
@@ -867,7 +861,6 @@ class FailureTests(LinkTestCase):
             if attempt == 2:  # the broker cancels the consumer: a failure again
                 self.source().send_method(1, spec.Basic.Cancel(consume.consumer_tag, True))
                 self.assertEqual(link.state, "failed")
-        # BUG (link.py _fail called twice): fails here, the delays are [7, 7, 7, 3].
         self.assertEqual(delays, [3.0, 7.0, 7.0, 3.0])
         self.assertEqual(link.counters.restarts, 4)
         self.stop(link, consume)
