@@ -105,6 +105,14 @@ class LinkTestCase(SynchronousTestCase):
         """Play the newest brokers of both sides through the link's start: the
         destination's channel (and confirm mode), then the source's channel, QoS and
         consumer.  :returns: the source's Basic.Consume."""
+        self.open_sides(link)
+        consume = self.consumed(self.source())
+        self.assertEqual(link.state, "running")
+        return consume
+
+    def open_sides(self, link: RelayLink) -> None:
+        """Play the newest brokers through the link's start up to (not including) the
+        source's Basic.Consume."""
         source, dest = self.source(), self.dest()
         dest.handshake()
         dest.expect(spec.Channel.Open, 1)
@@ -119,9 +127,6 @@ class LinkTestCase(SynchronousTestCase):
         qos = source.expect(spec.Basic.Qos, 1)
         self.assertEqual((qos.prefetch_count, qos.global_), (link.config.prefetch, False))
         source.send_method(1, spec.Basic.QosOk())
-        consume = self.consumed(source)
-        self.assertEqual(link.state, "running")
-        return consume
 
     def consumed(self, source: FakeBroker) -> spec.Basic.Consume:
         """Answer the source's Basic.Consume of the source queue."""
@@ -195,17 +200,8 @@ class LinkTestCase(SynchronousTestCase):
     def refuse_consume(self, link: RelayLink) -> None:
         """Play the newest brokers through a start whose consumer the source refuses
         (Channel.Close 404: no such queue)."""
-        source, dest = self.source(), self.dest()
-        dest.handshake()
-        dest.expect(spec.Channel.Open, 1)
-        dest.send_method(1, spec.Channel.OpenOk())
-        dest.expect(spec.Confirm.Select, 1)
-        dest.send_method(1, spec.Confirm.SelectOk())
-        source.handshake()
-        source.expect(spec.Channel.Open, 1)
-        source.send_method(1, spec.Channel.OpenOk())
-        source.expect(spec.Basic.Qos, 1)
-        source.send_method(1, spec.Basic.QosOk())
+        self.open_sides(link)
+        source = self.source()
         source.expect(spec.Basic.Consume, 1)
         source.send_method(1, spec.Channel.Close(404, "NOT_FOUND - no queue 'inbox'", 60, 20))
         source.expect(spec.Channel.CloseOk, 1)
@@ -693,17 +689,8 @@ class PauseTests(LinkTestCase):
         self.assertEqual(link.state, "starting")
         self.close_sides(None)
         self.assertEqual(len(self.endpoints["source"].brokers), 2)
-        source, dest = self.source(), self.dest()
-        dest.handshake()
-        dest.expect(spec.Channel.Open, 1)
-        dest.send_method(1, spec.Channel.OpenOk())
-        dest.expect(spec.Confirm.Select, 1)
-        dest.send_method(1, spec.Confirm.SelectOk())
-        source.handshake()
-        source.expect(spec.Channel.Open, 1)
-        source.send_method(1, spec.Channel.OpenOk())
-        source.expect(spec.Basic.Qos, 1)
-        source.send_method(1, spec.Basic.QosOk())
+        self.open_sides(link)
+        source = self.source()
         self.successResultOf(restarted)
         source.expect_nothing()  # no Basic.Consume
         self.assertEqual(link.state, "paused")
