@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from twisted.internet.endpoints import serverFromString
+
 from txamqp091.parameters import URLParameters
 
 if sys.version_info >= (3, 11):
@@ -216,6 +218,11 @@ def relay_config(
         raise ConfigError(f"link name(s) given twice: {', '.join(duplicates)}")
     if not isinstance(http, str) or not http:
         raise ConfigError("http must be a Twisted endpoint description, such as tcp:9187")
+    try:
+        # Parsed (and, for ssl:, its certificate read) without listening or a reactor.
+        serverFromString(None, http)  # type: ignore[no-untyped-call]
+    except Exception as e:  # each endpoint type raises its own errors
+        raise ConfigError(f"http: {http!r} is not a usable endpoint description: {e}") from None
     timeout = DEFAULT_SHUTDOWN_TIMEOUT if shutdown_timeout is None else shutdown_timeout
     return RelayConfig(
         links=tuple(links),

@@ -94,6 +94,9 @@ class OptionsTests(unittest.TestCase):
         self.assertUsageError([*MINIMAL, "--shutdown-timeout", "-1"], "shutdown-timeout")
         self.assertUsageError([*MINIMAL, "--stall-timeout", "soon"], "stall-timeout")
         self.assertUsageError([*MINIMAL, "--dest-exchange", "x" * 256], "dest-exchange")
+        self.assertUsageError([*MINIMAL, "--http", "bogus:1"], "http", "bogus")
+        self.assertUsageError([*MINIMAL, "--http", "tcp:notaport"], "http")
+        self.assertUsageError([*MINIMAL, "--http", "ssl:0:privateKey=/nonexistent.pem"], "http")
 
     def test_missing_settings(self) -> None:
         self.assertUsageError([], "no link")
