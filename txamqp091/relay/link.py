@@ -31,6 +31,7 @@ from txamqp091 import spec
 from txamqp091.exceptions import (
     AMQPConnectionError,
     AMQPError,
+    AMQPTimeoutError,
     ConsumerCancelled,
     NackError,
     UnroutableError,
@@ -65,6 +66,14 @@ STATES = (
 
 #: The header ``--add-forward-headers`` appends to (a list, one table per hop).
 FORWARD_HEADER = "x-relayed-by"
+
+#: Seconds a stop may take beyond the shutdown timeout (for the close handshakes)
+#: before the link drops its connections.
+CLOSE_GRACE = 5.0
+
+#: Seconds a message the destination refused (``on-reject requeue``) is held before it
+#: is given back to the source queue; the acknowledgements of newer deliveries wait.
+REQUEUE_DELAY = 1.0
 
 #: The destination outbox's byte bound (its message bound is the prefetch).
 OUTBOX_BYTES = 256 * 1024 * 1024
@@ -148,6 +157,8 @@ class RelayLink(Service):
         self._last_progress = 0.0
         self._backlog_since: float | None = None
         self._draining: set[Deferred[None]] = set()
+        #: Refused messages held before they are requeued.
+        self._requeues: set[IDelayedCall] = set()
         #: Messages waiting at the source when the watchdog last looked (or ``None``).
         self.source_depth: int | None = None
 
@@ -340,6 +351,9 @@ class RelayLink(Service):
         self._source_channel = self._dest_channel = None
         self._consumer_tag = None
         self._source_up = self._dest_up = False
+        for call in self._requeues:  # closing the source gives them back anyway
+            call.cancel()
+        self._requeues.clear()
         stopping = ensureDeferred(self._stop_services(source, dest))
         self._draining.add(stopping)
         wait: Deferred[None] = Deferred()
@@ -353,12 +367,37 @@ class RelayLink(Service):
         return wait
 
     async def _stop_services(self, *sides: AMQPClientService | None) -> None:
+        # A side that does not answer its close (a silent broker) would hold the stop
+        # for the close timeout: past the shutdown timeout and a grace, it is dropped.
+        deadline = self._reactor.callLater(
+            self._shutdown_timeout + CLOSE_GRACE, self._drop_connections, sides
+        )
+        try:
+            for side in sides:
+                if side is not None and side.running:
+                    try:
+                        await side.stopService()
+                    except Exception as e:
+                        _log.warn(
+                            "relay link {link}: stopping: {error!r}", link=self.name, error=e
+                        )
+        finally:
+            if deadline.active():
+                deadline.cancel()
+
+    def _drop_connections(self, sides: tuple[AMQPClientService | None, ...]) -> None:
+        _log.warn(
+            "relay link {link}: still stopping {seconds} s after it began; dropping its "
+            "connections",
+            link=self.name,
+            seconds=self._shutdown_timeout + CLOSE_GRACE,
+        )
         for side in sides:
-            if side is not None and side.running:
-                try:
-                    await side.stopService()
-                except Exception as e:
-                    _log.warn("relay link {link}: stopping: {error!r}", link=self.name, error=e)
+            connection = side.connection if side is not None else None
+            if connection is not None and not connection.is_closed:
+                connection.fail(
+                    AMQPTimeoutError("the relay's shutdown timeout passed during the close")
+                )
 
     def _cancel_timers(self) -> None:
         if self._retry is not None and self._retry.active():
@@ -567,21 +606,36 @@ class RelayLink(Service):
             self._last_progress = self._reactor.seconds()
             window.confirmed(tag)
             return
-        channel = window.channel
         error = result.value
-        if isinstance(error, UnroutableError):
-            counters.returned += 1
-            self._settle(channel, tag, self.config.on_reject)
-        elif isinstance(error, NackError):
-            counters.nacked += 1
-            self._settle(channel, tag, self.config.on_reject)
+        if isinstance(error, UnroutableError | NackError):
+            if isinstance(error, UnroutableError):
+                counters.returned += 1
+            else:
+                counters.nacked += 1
+            if self.config.on_reject == "requeue":
+                # Held a moment first: a message the destination will never take
+                # would otherwise come back at once, again and again.
+                self._requeue_later(window, tag)
+                return
+            self._give_back(window, tag, self.config.on_reject)
         else:
             # Not confirmed: the destination went away and the outbox could not keep
             # it, or the link is stopping. The source delivers it again.
-            self._settle(channel, tag, "requeue")
+            self._give_back(window, tag, "requeue")
+
+    def _give_back(self, window: AckWindow, tag: int, action: str) -> None:
+        self._settle(window.channel, tag, action)
         # Only now: a multiple ack of the newer ones sent before the nack would
         # acknowledge this one too.
         window.settled(tag)
+
+    def _requeue_later(self, window: AckWindow, tag: int) -> None:
+        def now() -> None:
+            self._requeues.discard(call)
+            self._give_back(window, tag, "requeue")
+
+        call = self._reactor.callLater(REQUEUE_DELAY, now)
+        self._requeues.add(call)
 
     def _returned(self, *_: object) -> None:
         if self.config.ack_mode != "on-confirm":

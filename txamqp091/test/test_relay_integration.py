@@ -1118,6 +1118,7 @@ class CommandLineTests(RelayTestCase):
             ),
             (["--source", nowhere, "--dest", nowhere], "source-queue is required"),
             ([*good, "--ack-mode", "sometimes"], "ack-mode must be one of"),
+            ([*good, "--http", "bogus:1"], "http"),
             ([*good, "--on-reject", "shred"], "on-reject must be one of"),
             ([*good, "--prefetch", "0"], "prefetch must be a number from 1 to 65535"),
             ([*good, "--prefetch", "lots"], "prefetch must be a number"),

@@ -18,7 +18,14 @@ from zope.interface import provider
 
 from txamqp091 import ConnectionParameters, codec, spec
 from txamqp091.relay.config import LinkConfig
-from txamqp091.relay.link import FORWARD_HEADER, STATES, LinkStateError, RelayLink
+from txamqp091.relay.link import (
+    CLOSE_GRACE,
+    FORWARD_HEADER,
+    REQUEUE_DELAY,
+    STATES,
+    LinkStateError,
+    RelayLink,
+)
 from txamqp091.relay.metrics import registry_for
 from txamqp091.service import AMQPClientService
 from txamqp091.test.fakebroker import FakeBroker
@@ -280,6 +287,8 @@ class OnConfirmTests(LinkTestCase):
         dest.send_method(1, spec.Basic.Ack(3, False))
         source.expect_nothing()  # 2 is not settled yet
         dest.send_method(1, spec.Basic.Nack(2, False, False))
+        source.expect_nothing()
+        self.clock.advance(REQUEUE_DELAY)
         nack = source.expect(spec.Basic.Nack, 1)
         self.assertEqual((nack.delivery_tag, nack.requeue), (2, True))
         ack = source.expect(spec.Basic.Ack, 1)  # 3 and 4 together
@@ -324,6 +333,9 @@ class OnConfirmTests(LinkTestCase):
         self.published(dest)
         source.expect_nothing()
         dest.send_method(1, spec.Basic.Nack(1, False, False))
+        if on_reject == "requeue":  # held a moment, so that it does not loop at once
+            source.expect_nothing()
+            self.clock.advance(REQUEUE_DELAY)
         given_back: Any = source.expect(settle, 1)
         self.assertEqual((given_back.delivery_tag, given_back.requeue), (1, requeue))
         source.expect_nothing()
@@ -366,6 +378,9 @@ class OnConfirmTests(LinkTestCase):
             )
             source.expect_nothing()  # the Return alone settles nothing
             dest.send_method(1, spec.Basic.Ack(2, True))
+            if on_reject == "requeue":  # held a moment; the newer ack waits for it
+                source.expect_nothing()
+                self.clock.advance(REQUEUE_DELAY)
             given_back: Any = source.expect(settle, 1)
             self.assertEqual((given_back.delivery_tag, given_back.requeue), (1, requeue))
             ack = source.expect(spec.Basic.Ack, 1)
@@ -972,6 +987,31 @@ class StopTests(LinkTestCase):
         self.assertEqual(link.counters.confirmed, 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_silent_destination_dropped_after_the_grace(self) -> None:
+        """A destination that answers neither the confirm nor the Connection.Close
+        holds the stop for the shutdown timeout plus CLOSE_GRACE at most: then its
+        connection is dropped, and the stop ends (nothing acknowledged)."""
+        link = self.link()
+        consume = self.start(link)
+        source, dest = self.source(), self.dest()
+        self.deliver(source, consume, 1)
+        self.published(dest)
+        stopped = link.stopService()
+        self.cancelled(source, consume)
+        self.clock.advance(5.0)  # the shutdown timeout: the source closes
+        self.close_connection(source)
+        dest.expect(spec.Connection.Close)  # never answered
+        self.clock.advance(CLOSE_GRACE - 0.1)
+        self.assertNoResult(stopped)
+        self.assertFalse(dest.lost)
+        self.clock.advance(0.1)
+        dest.deliver_loss()  # the abort reaches the protocol
+        self.assertTrue(dest.lost)
+        self.successResultOf(stopped)
+        self.assertEqual(link.state, "stopped")
+        self.assertEqual(self.written(source, spec.Basic.Ack), [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_stop_without_in_flight_closes_at_once(self) -> None:
         """With nothing in flight the source closes right after the consumer's cancel,
         and the watchdog's timer goes too."""
@@ -1049,6 +1089,7 @@ class ReportTests(LinkTestCase):
         dest.send_method(1, spec.Basic.Ack(1, False))
         dest.send_method(1, spec.Basic.Nack(2, False, False))
         self.assertEqual(source.expect(spec.Basic.Ack, 1).delivery_tag, 1)
+        self.clock.advance(REQUEUE_DELAY)
         self.assertEqual(source.expect(spec.Basic.Nack, 1).delivery_tag, 2)
         self.assertEqual(
             link.describe(),
