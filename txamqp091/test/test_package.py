@@ -62,12 +62,11 @@ class LayoutTests(SynchronousTestCase):
     def test_wheel_ships_the_relay_plugin(self) -> None:
         """A built wheel puts the amqp-relay plugin into ``twisted/plugins/`` (where an
         installed twistd finds it) and nothing else of Twisted's."""
+        import shutil
         import subprocess
         import sys
         import tempfile
         import zipfile
-
-        import shutil
 
         with tempfile.TemporaryDirectory() as out:
             # Built from a copy: pip builds in the source tree, which must stay clean.
