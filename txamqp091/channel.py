@@ -666,17 +666,27 @@ class Channel(Lifecycle, ChannelConsumers, ChannelRPCs):
     def _on_return(self, message: ReturnedMessage) -> None:
         if self._unconfirmed_n:
             method: Any = message.method
+            # Body and properties tell which publish came back; a broker that edits
+            # the properties on the way in (message interceptors adding a header)
+            # must not make an unroutable publish look confirmed, so failing that,
+            # the oldest publish with the same exchange, routing key and body.
+            loose = None
             for seq, entry in enumerate(self._unconfirmed, self._first_seq):
                 if (
-                    entry is not None
-                    and entry[5]
-                    and seq not in self._returned
-                    and entry[1] == method.exchange
-                    and entry[2] == method.routing_key
-                    and _same_content(entry[3], entry[4], message)
+                    entry is None
+                    or not entry[5]
+                    or seq in self._returned
+                    or entry[1] != method.exchange
+                    or entry[2] != method.routing_key
                 ):
-                    self._returned[seq] = message
+                    continue
+                if _same_content(entry[3], entry[4], message):
+                    loose = seq
                     break
+                if loose is None and bytes(entry[3]) == message.body:
+                    loose = seq
+            if loose is not None:
+                self._returned[loose] = message
         for cb in list(self._return_callbacks):
             try:
                 cb(self, message.method, message.properties, message.body)

@@ -336,6 +336,13 @@ class AMQPProtocol(Lifecycle, Protocol):
             self._late_replies += 1  # the UpdateSecretOk may still come: drop it then
             d.errback(AMQPTimeoutError(f"no UpdateSecretOk within {self.rpc_timeout} s"))
 
+    @property
+    def writable(self) -> bool:
+        """Whether publishing may go on now: the broker has not blocked the
+        connection and the transport has not paused us (see :meth:`when_writable`,
+        which waits for it)."""
+        return not self._paused and not self.blocked
+
     def when_writable(self) -> Deferred[None]:
         """A Deferred that fires when publishing may go on.
 

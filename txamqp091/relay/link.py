@@ -36,6 +36,7 @@ from txamqp091.exceptions import (
     NackError,
     UnroutableError,
 )
+from txamqp091.protocol import AMQPProtocol
 from txamqp091.recovering_channel import RecoveringChannel
 from txamqp091.recovery import (
     ConnectionLost,
@@ -59,6 +60,7 @@ STATES = (
     "paused",
     "source-down",
     "dest-down",
+    "dest-blocked",
     "stalled",
     "failed",
     "stopping",
@@ -139,6 +141,8 @@ class RelayLink(Service):
         self._failures = 0
         self._phase = "stopped"
         self._paused = False
+        #: Consuming held while the destination cannot take more (no-confirm modes).
+        self._held = False
         self._source_up = False
         self._dest_up = False
         self._reported = "stopped"
@@ -173,6 +177,8 @@ class RelayLink(Service):
             return "source-down"
         if not self._dest_up:
             return "dest-down"
+        if self._held or self._dest_blocked():
+            return "dest-blocked"
         if self._paused:
             return "paused"
         # Running once the broker accepted the consumer (a missing source queue is
@@ -307,6 +313,8 @@ class RelayLink(Service):
         dest_channel.add_on_close_callback(self._channel_closed)
         self._dest_channel = dest_channel
         self._dest_up = True
+        if dest.connection is not None:
+            self._watch_blocked(dest.connection)
         source_channel = await source.channel()
         await source_channel.basic_qos(prefetch_count=config.prefetch)
         source_channel.add_on_close_callback(self._channel_closed)
@@ -448,6 +456,8 @@ class RelayLink(Service):
                     self._acks.forget()
             elif isinstance(event, RecoverySucceeded):
                 self.counters.reconnects[side] += 1
+                if side == "dest":
+                    self._watch_blocked(event.connection)
                 _log.info(
                     "relay link {link}: {side} reconnected",
                     link=self.name,
@@ -501,6 +511,7 @@ class RelayLink(Service):
                 want = (
                     self._phase == "running"
                     and self._dest_up
+                    and not self._held
                     and not self._paused
                     and channel is not None
                 )
@@ -586,10 +597,10 @@ class RelayLink(Service):
                 self._settle(channel, tag, "requeue")
             return None
         counters.published += 1
-        if config.ack_mode == "no-ack":
-            return None
-        if config.ack_mode == "on-publish":
-            self._ack(channel, tag)
+        if config.ack_mode != "on-confirm":
+            if config.ack_mode == "on-publish":
+                self._ack(channel, tag)
+            self._check_writable()
             return None
         self.in_flight += 1
         window = self._acks
@@ -637,6 +648,35 @@ class RelayLink(Service):
         call = self._reactor.callLater(REQUEUE_DELAY, now)
         self._requeues.add(call)
 
+    def _dest_blocked(self) -> bool:
+        dest = self._dest
+        connection = dest.connection if dest is not None else None
+        return connection is not None and connection.blocked
+
+    def _watch_blocked(self, connection: AMQPProtocol) -> None:
+        """Report the destination's Connection.Blocked and Unblocked as state changes."""
+        connection.add_on_connection_blocked_callback(lambda *_: self._set())
+        connection.add_on_connection_unblocked_callback(lambda *_: self._set())
+
+    def _check_writable(self) -> None:
+        """Without confirms nothing bounds what is consumed but not yet sent: while
+        the destination is blocked (a broker alarm) or cannot take the bytes, stop
+        consuming ("dest-blocked")."""
+        dest = self._dest
+        connection = dest.connection if dest is not None else None
+        if self._held or connection is None or connection.writable:
+            return
+        self._held = True
+        self._set()
+        self._sync_consumer()
+
+        def writable_again(_: object) -> None:
+            self._held = False
+            self._set()
+            self._sync_consumer()
+
+        connection.when_writable().addBoth(writable_again)
+
     def _returned(self, *_: object) -> None:
         if self.config.ack_mode != "on-confirm":
             self.counters.returned += 1  # in on-confirm mode the confirm reports it
@@ -678,6 +718,8 @@ class RelayLink(Service):
         ``stall-timeout`` seconds."""
         now = self._reactor.seconds()
         source = self._source
+        # A blocked destination ("dest-blocked", a broker alarm) is not a stall: a
+        # restart would not help.
         if self.state != "running" or source is None or source.connection is None:
             self._backlog_since = None
             return

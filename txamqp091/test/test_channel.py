@@ -877,6 +877,23 @@ class ConfirmTests(ChannelTestCase):
         self.assertEqual((returns[0][0], returns[0][1], returns[0][3]), (ch, ret, b"lost"))
         self.finish(broker)
 
+    def test_return_with_edited_properties_still_fails_the_publish(self) -> None:
+        """A broker that adds a header before routing returns other properties than
+        those published: the publish with the same exchange, routing key and body
+        still fails (it is never reported confirmed); an exact match wins over it."""
+        broker, ch = self.confirming()
+        plain = ch.basic_publish("ex", "nowhere", b"lost", mandatory=True)
+        tagged = spec.BasicProperties(headers={"n": 1})
+        exact = ch.basic_publish("ex", "nowhere", b"lost", tagged, mandatory=True)
+        edited = spec.BasicProperties(headers={"timestamp_in_ms": 1700000000000})
+        ret = spec.Basic.Return(312, "NO_ROUTE", "ex", "nowhere")
+        broker.send_message(1, ret, b"lost", edited)  # matches none exactly
+        broker.send_message(1, ret, b"lost", tagged)  # matches the second exactly
+        broker.send_method(1, spec.Basic.Ack(2, True))
+        self.failureResultOf(plain, UnroutableError)
+        self.failureResultOf(exact, UnroutableError)
+        self.finish(broker)
+
     def test_each_deferred_fires_once(self) -> None:
         """Repeated or overlapping acks, nacks and a later close settle each publish once."""
         broker, ch = self.confirming()

@@ -422,6 +422,42 @@ class OtherAckModesTests(LinkTestCase):
         self.assertCounters(link, consumed=1, published=1, acked=1, returned=1)
         self.stop(link, consume)
 
+    def test_blocked_destination_stops_consuming_without_confirms(self) -> None:
+        """on-publish: once the destination is blocked (a broker alarm), the next
+        delivery is still relayed and acknowledged, then the consumer is cancelled
+        ("dest-blocked": nothing bounds what would pile up); Connection.Unblocked
+        starts it again."""
+        link = self.link(ack_mode="on-publish")
+        consume = self.start(link)
+        source, dest = self.source(), self.dest()
+        dest.send_method(0, spec.Connection.Blocked("low on memory"))
+        self.assertEqual(link.state, "dest-blocked")
+        self.deliver(source, consume, 1)
+        self.published(dest)
+        self.assertEqual(source.expect(spec.Basic.Ack, 1).delivery_tag, 1)
+        self.cancelled(source, consume)
+        self.assertEqual(link.state, "dest-blocked")
+        dest.send_method(0, spec.Connection.Unblocked())
+        again = self.consumed(source)
+        self.assertEqual(link.state, "running")
+        self.assertIn("dest-blocked", self.states)
+        self.stop(link, again)
+
+    def test_blocked_destination_is_not_a_stall(self) -> None:
+        """on-confirm: a blocked destination shows as "dest-blocked" (the prefetch
+        bounds what waits), and the watchdog does not restart the link for it."""
+        link = self.link(stall_timeout=10.0)
+        consume = self.start(link)
+        dest = self.dest()
+        dest.send_method(0, spec.Connection.Blocked("low on disk"))
+        self.assertEqual(link.state, "dest-blocked")
+        self.clock.advance(30.0)  # watchdog turns: no passive declare, no restart
+        self.source().expect_nothing()
+        self.assertEqual(link.counters.stalls, 0)
+        dest.send_method(0, spec.Connection.Unblocked())
+        self.assertEqual(link.state, "running")
+        self.stop(link, consume)
+
     def test_on_publish_dest_down_requeues(self) -> None:
         """on-publish, destination down (no outbox in this mode): a delivery that
         arrives before the consumer's cancel is given back (Basic.Nack requeue=True)."""
