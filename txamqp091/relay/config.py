@@ -13,6 +13,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from twisted.internet.endpoints import serverFromString
 
@@ -107,8 +108,27 @@ class RelayConfig:
 
 
 def redact(url: str) -> str:
-    """*url* without its password, for logs, headers and the HTTP API."""
-    return re.sub(r"^([a-z]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    """*url* without its password, for logs, headers and the HTTP API.
+
+    Everything between the scheme's ``://`` and the last ``@`` is the user
+    information; what follows its first ``:`` is replaced by ``***`` (a password
+    with ``/``, ``?``, ``#`` or ``@`` in it included; too much is hidden rather than
+    too little).
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    userinfo, host = rest.rsplit("@", 1)
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+
+
+def _secret(url: str) -> str:
+    """The password in *url* ('' if none), as written."""
+    _, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return ""
+    return rest.rsplit("@", 1)[0].partition(":")[2]
 
 
 def _urls(value: Any, key: str, where: str) -> tuple[str, ...]:
@@ -123,7 +143,14 @@ def _urls(value: Any, key: str, where: str) -> tuple[str, ...]:
         try:
             URLParameters(url)
         except (TypeError, ValueError) as e:
-            raise ConfigError(f"{where}: bad {key} URL {redact(url)!r}: {e}") from None
+            why = str(e)
+            secret = _secret(url)
+            # The parser may quote the password, or a piece of it (one with "/" in it
+            # is read as part of the host): then its message is withheld.
+            pieces = {secret, unquote(secret), *re.split(r"[/?#@:]", secret)}
+            if any(len(piece) > 1 and piece in why for piece in pieces):
+                why = "malformed (the details would show the password)"
+            raise ConfigError(f"{where}: bad {key} URL {redact(url)!r}: {why}") from None
     return tuple(urls)
 
 

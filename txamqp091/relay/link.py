@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import CancelledError, Deferred, DeferredList, ensureDeferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -155,6 +155,7 @@ class RelayLink(Service):
         self._acks: AckWindow | None = None
         self._syncing = False
         self._resync = False
+        self._sync_waiters: list[Deferred[None]] = []
         self._task: Deferred[None] | None = None
         self._retry: IDelayedCall | None = None
         self._watchdog: LoopingCall | None = None
@@ -162,7 +163,7 @@ class RelayLink(Service):
         self._backlog_since: float | None = None
         self._draining: set[Deferred[None]] = set()
         #: Refused messages held before they are requeued.
-        self._requeues: set[IDelayedCall] = set()
+        self._requeues: dict[IDelayedCall, Callable[[], None]] = {}
         #: Messages waiting at the source when the watchdog last looked (or ``None``).
         self.source_depth: int | None = None
 
@@ -260,8 +261,7 @@ class RelayLink(Service):
         stays paused."""
         self._check_alive("restart")
         self.counters.restarts += 1
-        _log.info("relay link {link} restarting", link=self.name, relay_event="restart")
-        return self._begin(self._restart())
+        return self._begin(self._restart(why="asked over HTTP or by the application"))
 
     def _check_alive(self, action: str) -> None:
         if not self.running or self._phase in ("stopping", "stopped"):
@@ -283,8 +283,11 @@ class RelayLink(Service):
         task.addBoth(finished)
         return done
 
-    async def _restart(self, phase: str = "starting") -> None:
+    async def _restart(self, phase: str = "starting", why: str = "asked") -> None:
         """Stop both sides and start them again, reporting *phase* until running."""
+        _log.info(
+            "relay link {link} restarting ({why})", link=self.name, why=why, relay_event="restart"
+        )
         self._cancel_timers()
         self._set(phase)
         await self._stop_sides()
@@ -327,7 +330,6 @@ class RelayLink(Service):
         await self._sync_consumer()
         if self._phase != "running":
             return  # failed while starting the consumer
-        self._failures = 0
         if config.stall_timeout > 0:
             self._watchdog = LoopingCall(self._check_stall)
             self._watchdog.clock = self._reactor
@@ -359,9 +361,12 @@ class RelayLink(Service):
         self._source_channel = self._dest_channel = None
         self._consumer_tag = None
         self._source_up = self._dest_up = False
-        for call in self._requeues:  # closing the source gives them back anyway
+        # Held refusals are given back now: after their nacks, the confirmed
+        # deliveries behind them are acknowledged before the source closes.
+        for call, now in list(self._requeues.items()):
             call.cancel()
-        self._requeues.clear()
+            now()
+        self._acks = None
         stopping = ensureDeferred(self._stop_services(source, dest))
         self._draining.add(stopping)
         wait: Deferred[None] = Deferred()
@@ -400,12 +405,17 @@ class RelayLink(Service):
             link=self.name,
             seconds=self._shutdown_timeout + CLOSE_GRACE,
         )
+        reason = AMQPTimeoutError("the relay's shutdown timeout passed during the stop")
         for side in sides:
-            connection = side.connection if side is not None else None
+            if side is None:
+                continue
+            if side.outbox is not None:
+                # Publishes waiting for a destination that is down end now, and so
+                # do the source's waits for them (not acknowledged: redelivered).
+                side.outbox.fail_all(reason)
+            connection = side.connection
             if connection is not None and not connection.is_closed:
-                connection.fail(
-                    AMQPTimeoutError("the relay's shutdown timeout passed during the close")
-                )
+                connection.fail(reason)
 
     def _cancel_timers(self) -> None:
         if self._retry is not None and self._retry.active():
@@ -435,7 +445,7 @@ class RelayLink(Service):
     def _retry_now(self) -> None:
         self._retry = None
         self.counters.restarts += 1
-        self._begin(self._restart())
+        self._begin(self._restart(why="after a failure"))
 
     # -- events from the two services ---------------------------------------------------
 
@@ -494,13 +504,22 @@ class RelayLink(Service):
         restarted later; the Deferred fires in any case.
         """
         if self._syncing:
+            # The running sync goes round once more; answer when it is done.
             self._resync = True
-            return succeed(None)
+            waiter: Deferred[None] = Deferred()
+            self._sync_waiters.append(waiter)
+            return waiter
 
         def failed(failure: Failure) -> None:
-            self._fail(failure.value or Exception("unknown failure"))
+            if not failure.check(CancelledError):  # type: ignore[no-untyped-call]
+                self._fail(failure.value or Exception("unknown failure"))
 
-        return ensureDeferred(self._sync()).addErrback(failed)
+        def done(_: object) -> None:
+            waiters, self._sync_waiters = self._sync_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+        return ensureDeferred(self._sync()).addErrback(failed).addBoth(done)
 
     async def _sync(self) -> None:
         self._syncing = True
@@ -598,6 +617,7 @@ class RelayLink(Service):
             return None
         counters.published += 1
         if config.ack_mode != "on-confirm":
+            self._failures = 0
             if config.ack_mode == "on-publish":
                 self._ack(channel, tag)
             self._check_writable()
@@ -614,6 +634,7 @@ class RelayLink(Service):
         counters = self.counters
         if not isinstance(result, Failure):
             counters.confirmed += 1
+            self._failures = 0  # a link that moves messages backs off from scratch
             self._last_progress = self._reactor.seconds()
             window.confirmed(tag)
             return
@@ -641,12 +662,16 @@ class RelayLink(Service):
         window.settled(tag)
 
     def _requeue_later(self, window: AckWindow, tag: int) -> None:
+        if self._phase in ("stopping", "stopped") or window is not self._acks:
+            self._give_back(window, tag, "requeue")  # no time to hold it
+            return
+
         def now() -> None:
-            self._requeues.discard(call)
+            del self._requeues[call]
             self._give_back(window, tag, "requeue")
 
         call = self._reactor.callLater(REQUEUE_DELAY, now)
-        self._requeues.add(call)
+        self._requeues[call] = now
 
     def _dest_blocked(self) -> bool:
         dest = self._dest
@@ -697,16 +722,22 @@ class RelayLink(Service):
         counters = self.counters
         try:
             if action == "requeue":
-                channel.basic_nack(tag, requeue=True)
-                counters.requeued += 1
+                sent = channel.basic_nack(tag, requeue=True)
             elif action == "drop":
-                channel.basic_nack(tag, requeue=False)
-                counters.dropped += 1
+                sent = channel.basic_nack(tag, requeue=False)
             else:
-                channel.basic_reject(tag, requeue=False)
-                counters.dead_lettered += 1
+                sent = channel.basic_reject(tag, requeue=False)
         except AMQPError:
-            counters.stale_acks += 1  # the channel is gone: the broker requeues it
+            sent = False  # the channel is gone
+        if not sent:
+            # From a lost connection: the broker delivers it again anyway.
+            counters.stale_acks += 1
+        elif action == "requeue":
+            counters.requeued += 1
+        elif action == "drop":
+            counters.dropped += 1
+        else:
+            counters.dead_lettered += 1
 
     # -- the watchdog ------------------------------------------------------------------
 
@@ -742,7 +773,7 @@ class RelayLink(Service):
             relay_event="stalled",
         )
         self.counters.restarts += 1
-        self._begin(self._restart("stalled"))  # "stalled" until running again
+        self._begin(self._restart("stalled", why="stalled"))  # "stalled" until running again
 
     async def _source_depth(self, source: AMQPClientService) -> int | None:
         """The source queue's ready messages, asked on a channel of its own."""

@@ -3,9 +3,9 @@
 - ``GET /healthz``: 200 when every link is ``running``, 503 otherwise; the JSON body
   gives each link's state and main counters.
 - ``GET /metrics``: Prometheus text format.
-- ``POST /links/NAME/pause``, ``.../resume``, ``.../restart``: 200 with the link's
-  state once done; 404 for an unknown link or action, 409 when the link cannot do it
-  now (it is stopping, say).
+- ``POST /links/NAME/pause``, ``.../resume``: 200 with the link's state once done;
+  ``.../restart``: 202 at once (the restart goes on in the background); 404 for an
+  unknown link or action, 409 when the link cannot do it now (it is stopping, say).
 """
 
 from __future__ import annotations
@@ -85,6 +85,10 @@ class _Links(Resource):
             done: Deferred[None] = getattr(link, path[1])()
         except LinkStateError as e:
             return _json(request, 409, {"error": str(e), "state": link.state})
+        if path[1] == "restart":
+            # Connecting again may take as long as a broker stays away: accepted now,
+            # the state tells the rest.
+            return _json(request, 202, {"link": link.name, "state": link.state})
 
         def answer(result: object) -> None:
             if request.finished or getattr(request, "_disconnected", False):

@@ -216,3 +216,23 @@ class HelpersTests(unittest.TestCase):
         self.assertEqual(redact("amqp://u:p@h/v"), "amqp://u:***@h/v")
         self.assertEqual(redact("amqp://h/v"), "amqp://h/v")
         self.assertEqual(redact("amqps://u@h:5671/"), "amqps://u@h:5671/")
+        for secret in ("pa/ss", "pa#ss", "pa?ss", "p@ss", "s3cret"):
+            with self.subTest(secret=secret):
+                for scheme in ("amqp", "AMQP", "amqps"):
+                    shown = redact(f"{scheme}://user:{secret}@host:5672/vh")
+                    self.assertEqual(shown, f"{scheme}://user:***@host:5672/vh")
+
+    def test_parser_errors_do_not_show_the_password(self) -> None:
+        """The URL parser's own message may quote the password (a malformed port
+        here): it is hidden there too."""
+        for url in (
+            "amqp://user:s3cret@host:notaport/",
+            "amqp://user:pa/ss@host:99999999/",
+            "AMQP://user:s3cret@host/",
+        ):
+            with self.subTest(url=url):
+                error = self.assertRaises(
+                    usage.UsageError, parse, "--source", url, "--source-queue", "q", "--dest", B
+                )
+                self.assertNotIn("s3cret", str(error))
+                self.assertNotIn("pa/ss", str(error))

@@ -702,6 +702,23 @@ class ConnectionLossTests(LinkTestCase):
 class PauseTests(LinkTestCase):
     """pause() and resume() cancel and restart the source consumer."""
 
+    def test_pause_answers_once_the_consumer_is_cancelled(self) -> None:
+        """A pause asked while the consumer is still starting answers only once the
+        consumer is started and then cancelled: "paused" then really means it."""
+        link = self.link()
+        link.startService()
+        self.open_sides(link)
+        source = self.source()
+        consume = source.expect(spec.Basic.Consume, 1)  # not answered yet
+        paused = link.pause()
+        self.assertNoResult(paused)
+        source.send_method(1, spec.Basic.ConsumeOk(consume.consumer_tag))
+        self.assertNoResult(paused)  # the cancel is on its way
+        self.cancelled(source, consume)
+        self.successResultOf(paused)
+        self.assertEqual(link.state, "paused")
+        self.stop(link, None)
+
     def test_pause_and_resume(self) -> None:
         """pause() cancels the consumer (state paused), a publish in flight is still
         confirmed and acknowledged; resume() consumes again (state running)."""
@@ -880,8 +897,8 @@ class FailureTests(LinkTestCase):
 
     def test_failures_back_off_along_retry_delays(self) -> None:
         """Failed starts wait 3 s, then 7 s, then 7 s; a start that succeeds resets the
-        backoff: the next failure waits 3 s again (one failure seen twice, a refused
-        consume closing the channel, counts once)."""
+        backoff once it moved a message: the next failure waits 3 s again (one failure
+        seen twice, a refused consume closing the channel, counts once)."""
         link = self.link()
         link.startService()
         self.refuse_consume(link)
@@ -896,7 +913,13 @@ class FailureTests(LinkTestCase):
                 self.refuse_consume(link)
                 continue
             consume = self.connect_sides(link)
-            if attempt == 2:  # the broker cancels the consumer: a failure again
+            if attempt == 2:
+                # One message moves (the backoff starts over), then the broker
+                # cancels the consumer: a failure again.
+                self.deliver(self.source(), consume, 1)
+                self.published(self.dest())
+                self.dest().send_method(1, spec.Basic.Ack(1, False))
+                self.source().expect(spec.Basic.Ack, 1)
                 self.source().send_method(1, spec.Basic.Cancel(consume.consumer_tag, True))
                 self.assertEqual(link.state, "failed")
         self.assertEqual(delays, [3.0, 7.0, 7.0, 3.0])
@@ -997,6 +1020,36 @@ class StopTests(LinkTestCase):
         self.assertEqual(link.state, "stopped")
         self.assertEqual(self.states, ["starting", "running", "stopping", "stopped"])
         self.assertCounters(link, consumed=1, published=1, confirmed=1, acked=1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_held_refusal_given_back_at_stop_and_the_rest_acked(self) -> None:
+        """A refused message held before its requeue is given back at once when the
+        link stops, so the confirmed one behind it is acknowledged before the source
+        closes; a refusal arriving while the link stops is given back at once too (no
+        timer outlives the stop)."""
+        link = self.link()
+        consume = self.start(link)
+        source, dest = self.source(), self.dest()
+        for tag in (1, 2, 3):
+            self.deliver(source, consume, tag, f"m{tag}".encode())
+            self.published(dest, f"m{tag}".encode())
+        dest.send_method(1, spec.Basic.Nack(1, False, False))
+        dest.send_method(1, spec.Basic.Ack(2, False))
+        source.expect_nothing()  # 1 is held, 2 waits behind it
+        stopped = link.stopService()
+        nack = source.expect(spec.Basic.Nack, 1)
+        self.assertEqual((nack.delivery_tag, nack.requeue), (1, True))
+        ack = source.expect(spec.Basic.Ack, 1)
+        self.assertEqual((ack.delivery_tag, ack.multiple), (2, True))
+        self.cancelled(source, consume)
+        dest.send_method(1, spec.Basic.Nack(3, False, False))  # while stopping
+        self.assertEqual(source.expect(spec.Basic.Nack, 1).delivery_tag, 3)
+        self.close_connection(source)
+        self.close_connection(dest)
+        self.successResultOf(stopped)
+        self.assertCounters(
+            link, consumed=3, published=3, confirmed=1, acked=1, nacked=2, requeued=2
+        )
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_no_confirm_closes_after_the_timeout_without_ack(self) -> None:
