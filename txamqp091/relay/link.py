@@ -99,7 +99,8 @@ class LinkCounters:
     requeued: int = 0
     dropped: int = 0
     dead_lettered: int = 0
-    #: Acknowledgements not sent: the delivery came on a source connection since lost.
+    #: Acknowledgements and rejections not sent: the delivery came on a source
+    #: connection since lost (the broker delivers it again).
     stale_acks: int = 0
     stalls: int = 0
     restarts: int = 0

@@ -23,7 +23,10 @@ COUNTERS: dict[str, str] = {
     "requeued": "Source deliveries given back for redelivery",
     "dropped": "Deliveries rejected without requeue (on-reject drop) or lost in no-ack mode",
     "dead_lettered": "Deliveries rejected for dead-lettering (on-reject dead-letter)",
-    "stale_acks": "Acknowledgements not sent: the source connection they belonged to was lost",
+    "stale_acks": (
+        "Acknowledgements and rejections not sent: the source connection of their "
+        "delivery was lost (the broker delivers it again)"
+    ),
     "stalls": "Times the watchdog found the link stalled",
     "restarts": "Link restarts (watchdog, failure or HTTP)",
 }
