@@ -25,7 +25,7 @@
 static PyObject *MethodFrameType, *HeaderFrameType, *BodyFrameType, *Heartbeat;
 static PyObject *Methods;          /* spec.methods: INDEX -> method class */
 static PyObject *PropertiesType;   /* spec.BasicProperties */
-static PyObject *PyDecodeValue;    /* fields.decode_value (for D and T values) */
+static PyObject *PyDecodeValue;    /* fields.decode_value (D, T and typed values) */
 static PyObject *PyEncodeValue;    /* fields.encode_value (for other value types) */
 static PyObject *Diagnose;         /* raises the pure decoder's error for bad bytes */
 static PyObject *PyEncodeMessage;  /* pure encode_message */
@@ -221,33 +221,9 @@ decode_value(const unsigned char *p, Py_ssize_t len, Py_ssize_t *pos,
     case 't':
         if (o + 1 > len) break;
         value = p[o] ? Py_True : Py_False; Py_INCREF(value); *pos = o + 1; return value;
-    case 'b':
-        if (o + 1 > len) break;
-        *pos = o + 1; return PyLong_FromLong((signed char)p[o]);
-    case 'B':
-        if (o + 1 > len) break;
-        *pos = o + 1; return PyLong_FromLong(p[o]);
-    case 's':
-        if (o + 2 > len) break;
-        *pos = o + 2; return PyLong_FromLong((int16_t)rd16(p + o));
-    case 'u':
-        if (o + 2 > len) break;
-        *pos = o + 2; return PyLong_FromLong(rd16(p + o));
     case 'I':
         if (o + 4 > len) break;
         *pos = o + 4; return PyLong_FromLong((int32_t)rd32(p + o));
-    case 'i':
-        if (o + 4 > len) break;
-        *pos = o + 4; return PyLong_FromUnsignedLong(rd32(p + o));
-    case 'l':
-        if (o + 8 > len) break;
-        *pos = o + 8; return PyLong_FromLongLong((int64_t)rd64(p + o));
-    case 'f': {
-        if (o + 4 > len) break;
-        uint32_t bits = rd32(p + o); float f;
-        memcpy(&f, &bits, 4);
-        *pos = o + 4; return PyFloat_FromDouble(f);
-    }
     case 'd': {
         if (o + 8 > len) break;
         uint64_t bits = rd64(p + o); double d;
@@ -260,9 +236,10 @@ decode_value(const unsigned char *p, Py_ssize_t len, Py_ssize_t *pos,
         if ((uint64_t)n > (uint64_t)(len - o - 4)) break;
         value = PyUnicode_DecodeUTF8((const char *)p + o + 4, n, NULL);
         if (value == NULL) {
+            /* Not UTF-8: Python gives a LongStr (bytes that encode back to S). */
             if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return NULL;
             PyErr_Clear();
-            value = PyBytes_FromStringAndSize((const char *)p + o + 4, n);
+            break;
         }
         *pos = o + 4 + n; return value;
     case 'x':
@@ -292,8 +269,10 @@ decode_value(const unsigned char *p, Py_ssize_t len, Py_ssize_t *pos,
         }
         *pos = end; return list;
     }
-    case 'D': case 'T': {
-        /* Rare: let Python build the Decimal / datetime (and judge the value).
+    case 'D': case 'T':
+    case 'b': case 'B': case 's': case 'u': case 'i': case 'l': case 'f': {
+        /* Rare: let Python build the Decimal / datetime (and judge the value), and
+         * the typed wrappers (Int8, ..., Float32) that encode back to their letter.
          * Hand it only this value's bytes (its letter and at most 8 more), so
          * that many such values cost linear time. */
         Py_ssize_t start = *pos, avail = len - start < 9 ? len - start : 9;

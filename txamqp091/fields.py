@@ -8,17 +8,18 @@ is tagged with a one-letter type; these are the letters RabbitMQ uses:
 code  AMQP type                  Python value (decoded)
 ====  =========================  ==========================================
 t     boolean                    :class:`bool`
-b     signed 8-bit               :class:`int`
-B     unsigned 8-bit             :class:`int`
-s     signed 16-bit              :class:`int`
-u     unsigned 16-bit            :class:`int`
+b     signed 8-bit               :class:`Int8` (an :class:`int`)
+B     unsigned 8-bit             :class:`UInt8` (an :class:`int`)
+s     signed 16-bit              :class:`Int16` (an :class:`int`)
+u     unsigned 16-bit            :class:`UInt16` (an :class:`int`)
 I     signed 32-bit              :class:`int`
-i     unsigned 32-bit            :class:`int`
-l     signed 64-bit              :class:`int`
-f     32-bit float               :class:`float`
+i     unsigned 32-bit            :class:`UInt32` (an :class:`int`)
+l     signed 64-bit              :class:`Int64` (an :class:`int`)
+f     32-bit float               :class:`Float32` (a :class:`float`)
 d     64-bit float               :class:`float`
 D     decimal (scale, int32)     :class:`decimal.Decimal`
-S     long string                :class:`str` (``bytes`` if not UTF-8)
+S     long string                :class:`str` (:class:`LongStr`, a :class:`bytes`,
+                                 if not UTF-8)
 A     array                      :class:`list`
 T     timestamp (seconds)        naive UTC :class:`datetime.datetime`
 F     nested table               :class:`dict`
@@ -35,6 +36,10 @@ rather than lose precision), ``list``/``tuple`` → ``A``, any mapping → ``F``
 ``None`` → ``V``. To force another type, wrap the value: :class:`Int8`,
 :class:`UInt8`, :class:`Int16`, :class:`UInt16`, :class:`Int32`,
 :class:`UInt32`, :class:`Int64`, :class:`Float32`, :class:`LongStr`.
+Decoding gives those wrappers for the types that a plain value would not encode
+back to, so a decoded table encodes to the same bytes (a relayed message keeps its
+headers' types); they are subclasses of :class:`int`, :class:`float` and
+:class:`bytes`, and compare equal to plain values.
 
 The second half of this module is the generic, table-driven codec for method
 and property fields. The generated :mod:`txamqp091.spec` has fast straight-line
@@ -406,13 +411,24 @@ def _take(data: bytes, offset: int, length: int) -> bytes:
     return data[offset:end]
 
 
+def _typed(unpacker: struct.Struct, kind: Callable[[Any], Any]) -> _Decoder:
+    """A fixed-size value decoded as *kind* (a wrapper that encodes back to the same
+    type letter: a relayed header keeps its wire type)."""
+    size = unpacker.size
+
+    def decode(data: bytes, offset: int, depth: int) -> tuple[Any, int]:
+        return kind(unpacker.unpack_from(data, offset)[0]), offset + size
+
+    return decode
+
+
 def _decode_longstr(data: bytes, offset: int, depth: int) -> tuple[Any, int]:
     length = _U32.unpack_from(data, offset)[0]
     raw = _take(data, offset + 4, length)
     try:
         return raw.decode(), offset + 4 + length
     except UnicodeDecodeError:
-        return raw, offset + 4 + length
+        return LongStr(raw), offset + 4 + length
 
 
 def _decode_bytes(data: bytes, offset: int, depth: int) -> tuple[Any, int]:
@@ -463,14 +479,14 @@ def _decode_nested(data: bytes, offset: int, depth: int) -> tuple[Any, int]:
 
 _DECODERS: dict[int, _Decoder] = {
     ord("t"): _decode_bool,
-    ord("b"): _fixed(_I8),
-    ord("B"): _fixed(_U8),
-    ord("s"): _fixed(_I16),
-    ord("u"): _fixed(_U16),
+    ord("b"): _typed(_I8, Int8),
+    ord("B"): _typed(_U8, UInt8),
+    ord("s"): _typed(_I16, Int16),
+    ord("u"): _typed(_U16, UInt16),
     ord("I"): _fixed(_I32),
-    ord("i"): _fixed(_U32),
-    ord("l"): _fixed(_I64),
-    ord("f"): _fixed(_F32),
+    ord("i"): _typed(_U32, UInt32),
+    ord("l"): _typed(_I64, Int64),
+    ord("f"): _typed(_F32, Float32),
     ord("d"): _fixed(_F64),
     ord("D"): _decode_decimal,
     ord("S"): _decode_longstr,
@@ -546,7 +562,7 @@ def decode_table(data: bytes, offset: int, depth: int = 0) -> tuple[FieldTable, 
                 try:
                     table[key] = raw.decode()
                 except UnicodeDecodeError:
-                    table[key] = raw
+                    table[key] = LongStr(raw)
                 offset = value_end
             elif code == 73:  # "I"
                 table[key] = _I32.unpack_from(data, key_end + 1)[0]

@@ -31,6 +31,7 @@ __all__ = [
     "datetimes",
     "decimals",
     "expected_decoded",
+    "expected_field",
     "field_keys",
     "field_tables",
     "field_values",
@@ -198,22 +199,29 @@ def field_tables(
 def expected_decoded(value: Any) -> Any:
     """What ``decode_value(encode_value(value))`` must give back.
 
-    Wrappers become plain ``int``/``float``; tuples become lists; aware
-    datetimes become naive UTC; a :class:`~txamqp091.fields.LongStr` becomes
-    ``str`` when it is UTF-8, else stays ``bytes``; ``bytearray`` becomes
-    ``bytes``.
+    A value keeps its wire type: a wrapper comes back as the same wrapper, except
+    :class:`~txamqp091.fields.Int32` (``I``, a plain ``int``); a plain ``int``
+    outside 32 bits travels as ``l`` and comes back an
+    :class:`~txamqp091.fields.Int64`. Tuples become lists; aware datetimes become
+    naive UTC; a :class:`~txamqp091.fields.LongStr` becomes ``str`` when it is
+    UTF-8, else stays a ``LongStr``; ``bytearray`` becomes ``bytes``.
     """
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
-        return int(value)
+        if type(value) in (int, fields.Int32):
+            plain = int(value)
+            return plain if -(2**31) <= plain < 2**31 else fields.Int64(plain)
+        return type(value)(int(value))
+    if isinstance(value, fields.Float32):
+        return fields.Float32(value)
     if isinstance(value, float):
         return float(value)
     if isinstance(value, fields.LongStr):
         try:
             return bytes(value).decode()
         except UnicodeDecodeError:
-            return bytes(value)
+            return fields.LongStr(bytes(value))
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     if isinstance(value, datetime):
@@ -230,6 +238,21 @@ def expected_decoded(value: Any) -> Any:
         return [expected_decoded(item) for item in value]
     if isinstance(value, Mapping):
         return {key: expected_decoded(item) for key, item in value.items()}
+    return value
+
+
+def expected_field(kind: str, value: Any) -> Any:
+    """What a method or property field of *kind* decodes *value* to: a table as
+    :func:`expected_decoded` says, any other kind as a plain value (the kind, not
+    the value, gives its wire type)."""
+    if kind == "table":
+        return expected_decoded(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
     return value
 
 

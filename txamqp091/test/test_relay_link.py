@@ -16,7 +16,7 @@ from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import provider
 
-from txamqp091 import ConnectionParameters, codec, spec
+from txamqp091 import ConnectionParameters, codec, fields, spec
 from txamqp091.relay.config import LinkConfig
 from txamqp091.relay.link import (
     CLOSE_GRACE,
@@ -268,6 +268,31 @@ class OnConfirmTests(LinkTestCase):
         source.expect_nothing()
         self.assertEqual(link.in_flight, 0)
         self.assertCounters(link, consumed=2, published=2, confirmed=2, acked=2)
+        self.stop(link, consume)
+
+    def test_header_types_kept(self) -> None:
+        """Header values keep their wire types through the relay (a 64-bit count in
+        x-death, a 16-bit or unsigned value, a 32-bit float, a non-UTF-8 long
+        string): the published properties encode to the same bytes."""
+        link = self.link()
+        consume = self.start(link)
+        source, dest = self.source(), self.dest()
+        sent = spec.BasicProperties(
+            headers={
+                "x-death": [{"count": fields.Int64(1), "queue": "q"}],
+                "small": fields.Int8(-3),
+                "port": fields.UInt16(5672),
+                "big": fields.UInt32(2**32 - 1),
+                "ratio": fields.Float32(0.5),
+                "raw": fields.LongStr(b"\xff\xfe"),
+                "plain": 7,
+            }
+        )
+        self.deliver(source, consume, 1, b"typed", sent)
+        got = self.published(dest, b"typed")
+        self.assertEqual(got.encode(), sent.encode())
+        dest.send_method(1, spec.Basic.Ack(1, False))
+        self.assertEqual(source.expect(spec.Basic.Ack, 1).delivery_tag, 1)
         self.stop(link, consume)
 
     def test_acks_in_delivery_order_one_frame_per_run(self) -> None:

@@ -59,8 +59,10 @@ def rich(cls: type[spec.Method]) -> spec.Method:
 
 
 def field_values(obj: spec.Method | spec.BasicProperties) -> Any:
-    """The typed values of a method's or properties' fields, for exact comparison."""
-    return s.typed([value for _, value in obj])
+    """The typed values of a method's or properties' fields, for exact comparison;
+    field tables as they decode (``expected_decoded``: a value keeps its wire type,
+    so an int beyond 32 bits comes back an Int64)."""
+    return s.typed([s.expected_decoded(v) if isinstance(v, dict) else v for _, v in obj])
 
 
 def non_utf8_instance(

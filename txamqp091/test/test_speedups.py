@@ -23,7 +23,13 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txamqp091 import codec, spec
 from txamqp091.exceptions import InvalidFrameError
-from txamqp091.test.strategies import basic_properties, frame_streams, methods, typed
+from txamqp091.test.strategies import (
+    basic_properties,
+    expected_decoded,
+    frame_streams,
+    methods,
+    typed,
+)
 
 EXAMPLES = settings(max_examples=150, deadline=None)
 
@@ -44,19 +50,33 @@ def outcome(call: Callable[[], Any]) -> tuple[str, Any]:
 
 
 def frame_form(frame: codec.Frame) -> Any:
-    """A frame as nested tuples of typed values, for exact comparison."""
+    """A frame as nested tuples of typed values, for exact comparison; field tables
+    as they decode (``expected_decoded``: the same for a decoded frame, the decoded
+    form for a frame as it was made)."""
     if isinstance(frame, codec.MethodFrame):
         return (
             "method",
             frame.channel_number,
             type(frame.method).__name__,
-            typed(dict(frame.method)),
+            typed(_tables_decoded(dict(frame.method))),
         )
     if isinstance(frame, codec.HeaderFrame):
-        return ("header", frame.channel_number, frame.body_size, typed(dict(frame.properties)))
+        return (
+            "header",
+            frame.channel_number,
+            frame.body_size,
+            typed(_tables_decoded(dict(frame.properties))),
+        )
     if isinstance(frame, codec.BodyFrame):
         return ("body", frame.channel_number, frame.fragment)
     return ("heartbeat",)
+
+
+def _tables_decoded(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: expected_decoded(value) if isinstance(value, dict) else value
+        for name, value in values.items()
+    }
 
 
 def decode_both(data: bytes, chunks: list[int] | None = None) -> tuple[Any, Any]:
