@@ -43,9 +43,6 @@ class AckWindow:
         self._order: deque[int] = deque()
         self._state: dict[int, int] = {}
 
-    def __len__(self) -> int:
-        return len(self._state)
-
     def add(self, tag: int) -> None:
         """A delivery to acknowledge once confirmed (tags come in increasing order)."""
         self._order.append(tag)
